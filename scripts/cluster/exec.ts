@@ -54,11 +54,6 @@ export interface RunOptions {
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 
-/** Appends text to a log file, creating it when missing. */
-export async function appendLog(logFile: string, text: string): Promise<void> {
-  await Deno.writeTextFile(logFile, text, { append: true, create: true });
-}
-
 /** Runs a command to completion; throws a StepError on a non-zero exit unless `allowFail`. */
 export async function run(cmd: readonly string[], options: RunOptions): Promise<RunResult> {
   const [bin, ...args] = cmd;
@@ -87,17 +82,39 @@ export async function run(cmd: readonly string[], options: RunOptions): Promise<
     );
     await w.close();
   }
-  const out = await child.output();
-  const result = {
-    code: out.code,
-    stdout: decoder.decode(out.stdout),
-    stderr: decoder.decode(out.stderr),
-  };
-  if (options.logFile) {
-    await appendLog(
-      options.logFile,
-      `$ ${cmd.join(" ")}\n${result.stdout}${result.stderr}[exit ${result.code}]\n`,
-    );
+  // Output is collected and, with a log file, appended to it as it arrives (long steps such as
+  // debootstrap or the Go builds can be followed with tail -f).
+  const log = options.logFile
+    ? await Deno.open(options.logFile, { append: true, create: true })
+    : undefined;
+  let result: RunResult;
+  try {
+    if (log) await log.write(encoder.encode(`$ ${cmd.join(" ")}\n`));
+    const pump = async (stream: ReadableStream<Uint8Array>): Promise<string> => {
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of stream) {
+        chunks.push(chunk);
+        if (log) await log.write(chunk);
+      }
+      let len = 0;
+      for (const c of chunks) len += c.length;
+      const all = new Uint8Array(len);
+      let off = 0;
+      for (const c of chunks) {
+        all.set(c, off);
+        off += c.length;
+      }
+      return decoder.decode(all);
+    };
+    const [stdout, stderr, status] = await Promise.all([
+      pump(child.stdout),
+      pump(child.stderr),
+      child.status,
+    ]);
+    result = { code: status.code, stdout, stderr };
+    if (log) await log.write(encoder.encode(`[exit ${status.code}]\n`));
+  } finally {
+    log?.close();
   }
   if (result.code !== 0 && !options.allowFail) {
     const tail = (result.stderr || result.stdout).trim().split("\n").slice(-5).join(" | ");
