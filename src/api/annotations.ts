@@ -20,11 +20,6 @@ import {
   type Resources,
   ResourcesSchema,
 } from "./quantity.ts";
-import {
-  ScalingConfigOverridesSchema,
-  type VmBoundsAnnotation,
-  VmBoundsAnnotationSchema,
-} from "./agent_config.ts";
 import { parseJsonResult, type ParseResult } from "./_parse.ts";
 import type { Overcommit, VirtualMachineSpec } from "./virtualmachine.ts";
 
@@ -91,7 +86,10 @@ export const POD_SYNC_IGNORED_ANNOTATIONS: readonly string[] = [
 ];
 
 /** True when `labels[key] === "true"` (how every boolean label is read). */
-export function isLabelTrue(labels: Readonly<Record<string, string>> | undefined, key: string) {
+export function isLabelTrue(
+  labels: Readonly<Record<string, string>> | undefined,
+  key: string,
+): boolean {
   return labels?.[key] === "true";
 }
 
@@ -196,13 +194,22 @@ export function overcommitMilli(o: VmOvercommitAnnotation | undefined): {
 
 // ---------------------------------------------------------------------------------------------
 // autoscaling.neon.tech/bounds and autoscaling.neon.tech/config
-// The schemas live with the agent's config (src/api/agent_config.ts); re-exported here so every
-// annotation payload can be found in one place.
+
+const BoundsSideSchema = z.object({ cpu: MilliCpuSchema, mem: BytesSchema });
 
 /** `{"min":{"cpu","mem"},"max":{"cpu","mem"}}`; all four non-zero. */
-export const BoundsAnnotationSchema = VmBoundsAnnotationSchema;
+export const BoundsAnnotationSchema = z.object({ min: BoundsSideSchema, max: BoundsSideSchema })
+  .superRefine((b, ctx) => {
+    for (const side of ["min", "max"] as const) {
+      for (const f of ["cpu", "mem"] as const) {
+        if (b[side][f] === 0) {
+          ctx.addIssue({ code: "custom", message: "must be non-zero", path: [side, f] });
+        }
+      }
+    }
+  });
 /** Decoded bounds: MilliCPU and bytes. */
-export type BoundsAnnotation = VmBoundsAnnotation;
+export type BoundsAnnotation = z.infer<typeof BoundsAnnotationSchema>;
 
 /** Exact text of `autoscaling.neon.tech/bounds` (Go struct order, Go quantity strings). */
 export function encodeBoundsAnnotation(b: BoundsAnnotation): string {
@@ -229,8 +236,22 @@ export function boundsProblems(b: BoundsAnnotation, memorySlotSizeBytes: Bytes):
   return out;
 }
 
-/** `autoscaling.neon.tech/config`: any subset of ScalingConfig. */
-export const ScalingConfigAnnotationSchema = ScalingConfigOverridesSchema;
+/**
+ * `autoscaling.neon.tech/config`: any subset of ScalingConfig (§3.2), each field validated as in
+ * the reference. Unknown keys are ignored, as Go's `json.Unmarshal` does.
+ */
+export const ScalingConfigAnnotationSchema = z.object({
+  loadAverageFractionTarget: z.number().min(0).lt(2).optional(),
+  memoryUsageFractionTarget: z.number().min(0).lt(1).optional(),
+  memoryTotalFractionTarget: z.number().min(0).lt(1).optional(),
+  enableLFCMetrics: z.boolean().optional(),
+  lfcUseLargestWindow: z.boolean().optional(),
+  lfcToMemoryRatio: z.number().min(0).optional(),
+  lfcMinWaitBeforeDownscaleMinutes: z.number().int().min(0).optional(),
+  lfcWindowSizeMinutes: z.number().int().min(0).optional(),
+  cpuStableZoneRatio: z.number().min(0).optional(),
+  cpuMixedZoneRatio: z.number().min(0).optional(),
+});
 /** Decoded config annotation. */
 export type ScalingConfigAnnotation = z.infer<typeof ScalingConfigAnnotationSchema>;
 
