@@ -57,3 +57,33 @@ export const RUNNER_FLAGS = {
 export const RUNNER_ENV_POD_NAME = "K8S_POD_NAME";
 /** Environment variable set to `true` on migration target pods. */
 export const RUNNER_ENV_RECEIVE_MIGRATION = "RECEIVE_MIGRATION";
+
+async function pipeBytes(data: Uint8Array, stream: GenericTransformStream): Promise<Uint8Array> {
+  const out = new Response(new Blob([data as BlobPart]).stream().pipeThrough(stream));
+  return new Uint8Array(await out.arrayBuffer());
+}
+
+function toBase64(bytes: Uint8Array): string {
+  let bin = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(bin);
+}
+
+/**
+ * Encodes a JSON value as the runner's `-vmspec` / `-vmstatus` flag value: gzip, then standard
+ * base64 (the reference's encoding). Pass the wire JSON (`encodeVirtualMachineSpec(spec)`).
+ */
+export async function encodeRunnerFlagJson(value: unknown): Promise<string> {
+  const raw = new TextEncoder().encode(JSON.stringify(value));
+  return toBase64(await pipeBytes(raw, new CompressionStream("gzip")));
+}
+
+/** Decodes a `-vmspec` / `-vmstatus` value back to JSON (throws on bad base64, gzip or JSON). */
+export async function decodeRunnerFlagJson(encoded: string): Promise<unknown> {
+  const bin = atob(encoded.trim());
+  const bytes = Uint8Array.from(bin, (c) => c.charCodeAt(0));
+  const raw = await pipeBytes(bytes, new DecompressionStream("gzip"));
+  return JSON.parse(new TextDecoder().decode(raw));
+}
