@@ -57,6 +57,20 @@ export async function startMonitor(args: string[], timeoutMs = 20_000): Promise<
       }
     }
   })();
+  // With a quiet --log-level there is no "listening" line: also poll the port.
+  let polling = true;
+  (async () => {
+    while (polling) {
+      try {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        conn.close();
+        listening();
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  })();
   let timer: ReturnType<typeof setTimeout> | undefined;
   const exited = child.status.then((s) => {
     throw new Error(`monitor exited early (${s.code}): ${JSON.stringify(logs.slice(-5))}`);
@@ -76,6 +90,7 @@ export async function startMonitor(args: string[], timeoutMs = 20_000): Promise<
     await pump.catch(() => undefined);
     throw e;
   } finally {
+    polling = false;
     clearTimeout(timer);
     exited.catch(() => undefined);
   }
