@@ -7,8 +7,6 @@
  * @module
  */
 import {
-  CLOSE_INTERNAL_ERROR,
-  CLOSE_PROTOCOL_ERROR,
   createIdMinter,
   encodeAgentMessage,
   encodeVersionRange,
@@ -48,6 +46,13 @@ export interface DownscaleResult {
   /** The monitor's status text. */
   readonly status: string;
 }
+
+/**
+ * Close code used where the reference closes with 1002 (protocol error) or 1011 (internal error).
+ * Why (deliberate difference): the WHATWG WebSocket client API only lets a client send 1000 or
+ * 3000–4999, so the reason text carries what the code would have said.
+ */
+const CLOSE_NORMAL = 1000;
 
 interface Pending {
   readonly type: "DownscaleResult" | "UpscaleConfirmation" | "HealthCheck";
@@ -122,20 +127,16 @@ export class MonitorConnection implements AsyncDisposable {
       });
       const parsed = parseVersionResponse(reply);
       if (!parsed.ok) {
-        ws.close(CLOSE_PROTOCOL_ERROR, "bad handshake reply");
+        ws.close(CLOSE_NORMAL, "protocol error: bad handshake reply");
         throw new RemoteError(`Cannot connect to monitor: bad handshake reply: ${parsed.error}`);
       }
       if ("error" in parsed.value) {
-        ws.close(CLOSE_PROTOCOL_ERROR, "version negotiation failed");
+        ws.close(CLOSE_NORMAL, "protocol error: version negotiation failed");
         throw new RemoteError(`Cannot connect to monitor: ${parsed.value.error}`);
       }
     } catch (e) {
       if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) {
-        try {
-          ws.close(CLOSE_INTERNAL_ERROR, "connect failed");
-        } catch (closeError) {
-          throw new RemoteError("Cannot connect to monitor", { cause: [e, closeError] });
-        }
+        ws.close(CLOSE_NORMAL, "internal error: connect failed");
       }
       throw e instanceof RemoteError || e instanceof TimeoutError
         ? e
@@ -300,15 +301,15 @@ export class MonitorConnection implements AsyncDisposable {
     );
   }
 
-  /** Closes the connection (default 1011, as the reference does on errors). */
-  close(code = CLOSE_INTERNAL_ERROR, reason = ""): void {
+  /** Closes the connection; `reason` says why (the reference's 1011 "internal error" case). */
+  close(reason = "internal error"): void {
     if (this.#isClosed) return;
-    this.#ws.close(code, reason);
+    this.#ws.close(CLOSE_NORMAL, reason.slice(0, 120));
   }
 
   /** Closes and waits for the close to complete. */
   async [Symbol.asyncDispose](): Promise<void> {
-    this.close(1000, "agent done");
+    this.close("agent done");
     await this.#closed;
   }
 }

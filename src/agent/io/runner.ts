@@ -206,7 +206,7 @@ export class Runner {
       await tg.wait();
     } finally {
       this.#unsubscribe?.();
-      this.#conn?.close(1000, "runner stopped");
+      this.#conn?.close("runner stopped");
     }
   }
 
@@ -582,7 +582,7 @@ export class Runner {
         this.#log.info("connected to monitor", { url });
         this.#apply(monitorConnected);
         await this.#healthChecks(conn, signal);
-        conn.close();
+        conn.close("internal error: reconnecting");
         this.#conn = undefined;
         this.#apply(monitorDisconnected);
         if (signal.aborted) return;
