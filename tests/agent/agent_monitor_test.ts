@@ -34,7 +34,7 @@ async function waitFor<T>(
   }
 }
 
-function spawn(args: string[], logPath: string): Deno.ChildProcess {
+function spawn(args: string[]): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--no-check", ...args],
     cwd: ROOT,
@@ -44,8 +44,9 @@ function spawn(args: string[], logPath: string): Deno.ChildProcess {
 }
 
 async function drain(p: Deno.ChildProcess, path: string): Promise<void> {
-  const f = await Deno.open(path, { write: true, create: true, truncate: true });
-  await p.stderr.pipeTo(f.writable).catch(() => undefined);
+  using f = await Deno.open(path, { write: true, create: true, truncate: true });
+  // Written chunk by chunk so the log can be read while the process runs.
+  for await (const chunk of p.stderr) await f.write(chunk);
 }
 
 Deno.test({
@@ -187,7 +188,7 @@ Deno.test({
       "--cgroup=neon-postgres",
       "--cgroup-limits=false",
       `--meminfo=${tmp}/meminfo`,
-    ], `${tmp}/monitor.log`);
+    ]);
     const monitorLog = drain(monitor, `${tmp}/monitor.log`);
     const agent = spawn([
       "src/agent/main.ts",
@@ -199,7 +200,7 @@ Deno.test({
       `--metrics-port=${ports.agentMetrics}`,
       `--vm-metrics-port=${ports.agentVmMetrics}`,
       "--log-level=debug",
-    ], `${tmp}/agent.log`);
+    ]);
     const agentLog = drain(agent, `${tmp}/agent.log`);
     const agentMetric = async (re: RegExp): Promise<number> => {
       try {
