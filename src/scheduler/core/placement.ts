@@ -148,7 +148,9 @@ export function reserveForBind(state: ClusterState, info: PodInfo, node: string)
   const existing = state.pods.get(info.uid);
   if (existing !== undefined) {
     const at = placedNode(existing);
-    if (at !== undefined && at !== node) {
+    // A pod bound elsewhere cannot move; an earlier bind attempt whose outcome is unknown only
+    // left a tentative placement, which this bind replaces.
+    if (at !== undefined && at !== node && existing.info.nodeName !== undefined) {
       return { ok: false, reason: `pod is already placed on node ${at}` };
     }
   }
