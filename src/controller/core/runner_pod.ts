@@ -74,7 +74,7 @@ export interface RunnerSize {
 export type JsonObject = { [k: string]: unknown };
 
 /** The runner pod as written to the API server. */
-export interface RunnerPod {
+export type RunnerPod = {
   /** Pod apiVersion. */
   readonly apiVersion: "v1";
   /** Pod kind. */
@@ -85,11 +85,18 @@ export interface RunnerPod {
     namespace: string;
     labels: Record<string, string>;
     annotations: Record<string, string>;
-    ownerReferences: JsonObject[];
+    ownerReferences: {
+      apiVersion: string;
+      kind: string;
+      name: string;
+      uid: string;
+      controller: boolean;
+      blockOwnerDeletion: boolean;
+    }[];
   };
   /** Pod spec. */
-  readonly spec: JsonObject & { containers: JsonObject[] };
-}
+  readonly spec: JsonObject & { containers: (JsonObject & { name: string })[] };
+};
 
 /** Labels the runner pod must carry: the VM's plus the app and VM-name labels. */
 export function expectedPodLabels(vm: VirtualMachine): Record<string, string> {
@@ -302,7 +309,7 @@ export function buildRunnerPod(
       ...(p.name !== undefined ? { name: p.name } : {}),
     })),
   ];
-  const runner: JsonObject = {
+  const runner: JsonObject & { name: string } = {
     name: RUNNER_CONTAINER_NAME,
     image: spec.runnerImage ?? s.runnerImage,
     imagePullPolicy: "IfNotPresent",
@@ -326,7 +333,7 @@ export function buildRunnerPod(
       : { privileged: false, capabilities: { add: ["NET_ADMIN", "SYS_ADMIN", "SYS_RESOURCE"] } },
     volumeMounts: mounts,
   };
-  const podSpec: JsonObject & { containers: JsonObject[] } = {
+  const podSpec: RunnerPod["spec"] = {
     restartPolicy: "Never",
     automountServiceAccountToken: false,
     terminationGracePeriodSeconds: spec.terminationGracePeriodSeconds,

@@ -31,13 +31,28 @@ function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-/** Applies an RFC 7386 merge patch. */
-export function mergePatch(target: unknown, patch: unknown): unknown {
+/**
+ * Applies an RFC 7386 merge patch; with `strategic`, lists of named objects (containers) are
+ * merged by `name` as a strategic merge patch does.
+ */
+export function mergePatch(target: unknown, patch: unknown, strategic = false): unknown {
+  if (
+    strategic && Array.isArray(target) && Array.isArray(patch) &&
+    patch.every((p) => isObj(p) && typeof p.name === "string")
+  ) {
+    const out = target.map((t) => clone(t));
+    for (const p of patch as Record<string, unknown>[]) {
+      const i = out.findIndex((t) => isObj(t) && t.name === p.name);
+      if (i >= 0) out[i] = mergePatch(out[i], p, true);
+      else out.push(clone(p));
+    }
+    return out;
+  }
   if (!isObj(patch)) return clone(patch);
   const out: Record<string, unknown> = isObj(target) ? { ...target } : {};
   for (const [k, v] of Object.entries(patch)) {
     if (v === null) delete out[k];
-    else out[k] = mergePatch(out[k], v);
+    else out[k] = mergePatch(out[k], v, strategic);
   }
   return out;
 }
@@ -284,11 +299,15 @@ export class FakeApiServer implements AsyncDisposable {
       case "PATCH": {
         const ct = req.headers.get("content-type") ?? "";
         const body = await req.json();
+        const rv = isObj(body) && isObj(body.metadata) ? body.metadata.resourceVersion : undefined;
+        if (rv !== undefined && rv !== cur.metadata.resourceVersion) {
+          return status(409, "Conflict", "the object has been modified");
+        }
         let patched: unknown;
         try {
           patched = ct.startsWith("application/json-patch")
             ? jsonPatch(cur, body)
-            : mergePatch(cur, body);
+            : mergePatch(cur, body, ct.startsWith("application/strategic"));
         } catch (e) {
           if (e instanceof PatchFailed) return status(422, "Invalid", e.message);
           throw e;
