@@ -186,6 +186,7 @@ const AGENT_SCHEMAS: Record<AgentMessageType, z.ZodType<AgentMessage>> = {
  * Encodes an agent → monitor frame exactly as Go's `encoding/json` writes it: fields in the order
  * `content`, `type`, `id`, and `<`, `>`, `&`, U+2028, U+2029 escaped as `\u003c`… . (The Go
  * agent's `wsjson.Write` appends a `"\n"`; parsers on both sides accept it. It is left off here.)
+ * Throws RangeError for a non-integer or negative id or mem, or a non-finite cpu (a caller bug).
  */
 export function encodeAgentMessage(msg: AgentMessage): string {
   let content: string;
@@ -204,7 +205,7 @@ export function encodeAgentMessage(msg: AgentMessage): string {
       content = `{"error":${goString(msg.content.error)}}`;
       break;
   }
-  return `{"content":${content},"type":${JSON.stringify(msg.type)},"id":${msg.id}}`;
+  return `{"content":${content},"type":${JSON.stringify(msg.type)},"id":${checkId(msg.id)}}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -281,10 +282,12 @@ const MONITOR_SCHEMAS: Record<MonitorMessageType, z.ZodType<MonitorMessage>> = {
 
 /**
  * Encodes a monitor → agent frame exactly as the Rust monitor (serde_json) writes it: `type`
- * first, then the payload fields (`Ok`, `Status` / `error`), then `id`.
+ * first, then the payload fields (`Ok`, `Status` / `error`), then `id`. Throws RangeError for an
+ * invalid id (a caller bug).
  */
 export function encodeMonitorMessage(msg: MonitorMessage): string {
   const type = JSON.stringify(msg.type);
+  checkId(msg.id);
   switch (msg.type) {
     case "DownscaleResult":
       return `{"type":${type},"Ok":${msg.Ok},"Status":${
@@ -511,7 +514,21 @@ function describeIssues(error: z.ZodError): string {
 // ---------------------------------------------------------------------------------------------
 
 function encodeAllocation(a: Allocation): string {
+  if (!Number.isFinite(a.cpu) || a.cpu < 0 || !Number.isSafeInteger(a.mem) || a.mem < 0) {
+    throw new RangeError(
+      `Cannot encode Allocation ${JSON.stringify(a)}: cpu must be a finite number >= 0 and mem ` +
+        `a non-negative integer`,
+    );
+  }
   return `{"cpu":${goFloat(a.cpu)},"mem":${a.mem}}`;
+}
+
+/** Returns `id` when it is a valid message id; throws RangeError otherwise (a caller bug). */
+function checkId(id: number): number {
+  if (!Number.isSafeInteger(id) || id < 0) {
+    throw new RangeError(`Cannot encode message id ${id}: must be a non-negative integer`);
+  }
+  return id;
 }
 
 /** Go's `encoding/json` float64 text; matches JS shortest round-trip form for every finite value. */

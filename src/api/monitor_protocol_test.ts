@@ -57,6 +57,23 @@ Deno.test("agent frames: exact Go bytes (content, type, id order)", () => {
   );
 });
 
+Deno.test("encoders refuse values that would not be valid wire JSON", () => {
+  const bad = [
+    { cpu: Number.NaN, mem: 1 },
+    { cpu: 1, mem: 1.5 },
+    { cpu: -1, mem: 1 },
+    { cpu: 1, mem: undefined as unknown as number },
+  ];
+  for (const target of bad) {
+    assert.throws(
+      () => encodeAgentMessage({ type: "DownscaleRequest", content: { target }, id: 2 }),
+      RangeError,
+    );
+  }
+  assert.throws(() => encodeAgentMessage({ type: "HealthCheck", content: {}, id: -2 }), RangeError);
+  assert.throws(() => encodeMonitorMessage({ type: "HealthCheck", id: 2 ** 60 }), RangeError);
+});
+
 Deno.test("monitor frames: exact Rust bytes (flattened payload, capitalised Ok/Status)", () => {
   assert.equal(
     encodeMonitorMessage({ type: "DownscaleResult", Ok: true, Status: "ok", id: 4 }),
