@@ -65,7 +65,15 @@ export class MonitorServer {
     if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return new Response("expected a websocket upgrade\n", { status: 426 });
     }
-    const { socket, response } = Deno.upgradeWebSocket(req);
+    let upgraded: { socket: WebSocket; response: Response };
+    try {
+      upgraded = Deno.upgradeWebSocket(req);
+    } catch (error) {
+      // A malformed upgrade (e.g. no Sec-WebSocket-Key) is the client's fault, not ours.
+      this.#opts.logger.warn("bad websocket upgrade", { error });
+      return new Response("bad websocket upgrade\n", { status: 400 });
+    }
+    const { socket, response } = upgraded;
     const previous = this.#current;
     const session = new Session(socket, this, ++this.stats.connections);
     this.#current = session;

@@ -286,7 +286,7 @@ Deno.test("unmanaged monitor approves every downscale with the reference status"
   );
 });
 
-Deno.test("plain HTTP: 404 off-path, 426 without upgrade", async () => {
+Deno.test("plain HTTP: 404 off-path, 426 without upgrade, 400 for a malformed upgrade", async () => {
   await using f = await fixture();
   const base = f.url.replace("ws://", "http://");
   const r1 = await fetch(base.replace("/monitor", "/other"));
@@ -295,4 +295,7 @@ Deno.test("plain HTTP: 404 off-path, 426 without upgrade", async () => {
   const r2 = await fetch(base);
   assert.equal(r2.status, 426);
   await r2.body?.cancel();
+  const r3 = await fetch(base, { headers: { upgrade: "websocket", connection: "upgrade" } });
+  assert.equal(r3.status, 400);
+  await r3.body?.cancel();
 });
