@@ -44,7 +44,7 @@ const cfg: MonitorCoreConfig = {
   managed: { cgroup: true, cgroupLimits: true, lfc: true },
   ...DEFAULT_TIMING,
 };
-let state = initialState(cfg, 8 * GiB);
+let state = initialState(cfg, 8 * GiB, 0);
 for (let i = 0; i < 5; i++) {
   state = onSample(state, { atMs: i * 100, nonReclaimableBytes: 700 * MiB, currentBytes: 0 });
 }

@@ -51,22 +51,24 @@ export interface MonitorState {
   readonly sizing: Sizing;
   /** When the last `UpscaleRequest` was sent, epoch ms. */
   readonly lastUpscaleRequestAtMs: number | undefined;
+  /** When the monitor started; stands in for the newest sample until there is one. */
+  readonly startedAtMs: number;
 }
 
 /**
  * The state at start-up. As the reference does, the first sizing uses the guest's own total
- * memory (MemTotal, which already excludes the kernel's reserve) without subtracting the buffer;
- * `lfcBytes` is the LFC size Postgres actually accepted (0 when unmanaged).
+ * memory (MemTotal, which already excludes the kernel's reserve) without subtracting the buffer.
  */
 export function initialState(
   cfg: MonitorCoreConfig,
   systemMemBytes: number,
-  appliedSizing?: Sizing,
+  now: number,
 ): MonitorState {
   return {
     window: emptyWindow(cfg.historyLen),
-    sizing: appliedSizing ?? targetSizing(cfg.sizing, cfg.managed, systemMemBytes),
+    sizing: targetSizing(cfg.sizing, cfg.managed, systemMemBytes),
     lastUpscaleRequestAtMs: undefined,
+    startedAtMs: now,
   };
 }
 
@@ -146,11 +148,14 @@ export function decideDownscale(
   const target = targetSizing(cfg.sizing, cfg.managed, usable);
   if (cfg.managed.cgroup) {
     const summary = summarize(state.window);
-    if (summary.newestAtMs !== undefined && now - summary.newestAtMs > cfg.statsMaxAgeMs) {
+    // As in the reference, start-up counts as "stats as of now": no sample for 5 s after start
+    // (a cgroup that cannot be read) is an error, not an endless "not enough samples".
+    const newest = summary.newestAtMs ?? state.startedAtMs;
+    if (now - newest > cfg.statsMaxAgeMs) {
       return {
         kind: "error",
         error: `haven't gotten cgroup memory stats recently enough to determine downscaling ` +
-          `information (newest is ${now - summary.newestAtMs} ms old)`,
+          `information (newest is ${now - newest} ms old)`,
       };
     }
     if (summary.count <= 1) {

@@ -84,7 +84,7 @@ Deno.test("window keeps the last 5 samples and ignores out-of-order ones", () =>
 });
 
 Deno.test("fast allocation: UpscaleRequest due within 1 s of crossing 85 %, then 1/s", () => {
-  let s = initialState(cgroupOnly, 1 * GiB);
+  let s = initialState(cgroupOnly, 1 * GiB, 0);
   const threshold = s.sizing.thresholdBytes;
   assert.equal(threshold, Math.floor(1 * GiB * 0.85));
   // Idle at 200 MiB for a second.
@@ -126,7 +126,7 @@ Deno.test("fast allocation: UpscaleRequest due within 1 s of crossing 85 %, then
 });
 
 Deno.test("no upscale requests without samples or without a cgroup", () => {
-  const s = initialState(cgroupOnly, 1 * GiB);
+  const s = initialState(cgroupOnly, 1 * GiB, 0);
   assert.deepEqual(checkUpscaleRequest(cgroupOnly, s, 0), { due: false, reason: "no_samples" });
   const none: MonitorCoreConfig = {
     ...cgroupOnly,
@@ -143,16 +143,18 @@ Deno.test("downscale: unmanaged, not enough samples, stale stats, refused, appro
     ...cgroupOnly,
     managed: { cgroup: false, cgroupLimits: false, lfc: false },
   };
-  assert.deepEqual(decideDownscale(none, initialState(none, 4 * GiB), 1 * GiB, 0), {
+  assert.deepEqual(decideDownscale(none, initialState(none, 4 * GiB, 0), 1 * GiB, 0), {
     kind: "approve_unmanaged",
     status: UNMANAGED_STATUS,
   });
 
-  let s = initialState(cgroupOnly, 4 * GiB);
+  let s = initialState(cgroupOnly, 4 * GiB, 0);
   assert.deepEqual(decideDownscale(cgroupOnly, s, 2 * GiB, 0), {
     kind: "deny",
     status: "haven't received enough cgroup memory stats yet",
   });
+  // No sample at all for more than 5 s after start: the cgroup is unreadable -> error.
+  assert.equal(decideDownscale(cgroupOnly, s, 2 * GiB, 5_001).kind, "error");
   s = feed(s, 0, [700 * MiB]);
   assert.equal(decideDownscale(cgroupOnly, s, 2 * GiB, 100).kind, "deny");
   s = feed(s, 100, [700 * MiB, 700 * MiB, 700 * MiB, 700 * MiB]);
@@ -170,7 +172,7 @@ Deno.test("downscale: unmanaged, not enough samples, stale stats, refused, appro
 });
 
 Deno.test("downscale with LFC and limits reserves the cache before checking usage", () => {
-  let s = initialState(everything, 8 * GiB);
+  let s = initialState(everything, 8 * GiB, 0);
   s = feed(s, 0, Array(5).fill(700 * MiB));
   // 4 GiB: usable 3996, LFC 2997, high 899 MiB, threshold 764 MiB < 700 + 100 MiB -> refused.
   const refused = decideDownscale(everything, s, 4 * GiB, 400);
@@ -198,7 +200,7 @@ Deno.test("property: an approved downscale always leaves usage + 100 MiB under t
         ...cgroupOnly,
         managed: { cgroup: true, cgroupLimits: limits, lfc },
       };
-      const s = feed(initialState(cfg, 16 * GiB), 0, usageMiB.map((m) => m * MiB));
+      const s = feed(initialState(cfg, 16 * GiB, 0), 0, usageMiB.map((m) => m * MiB));
       const now = (usageMiB.length - 1) * 100;
       const d = decideDownscale(cfg, s, targetMiB * MiB, now);
       const avg = summarize(s.window).avgNonReclaimableBytes;

@@ -77,7 +77,7 @@ export class MonitorService {
     this.#fileCache = deps.fileCache;
     this.#clock = deps.clock;
     this.#log = deps.logger;
-    this.#state = initialState(deps.config, systemMemBytes);
+    this.#state = initialState(deps.config, systemMemBytes, deps.clock.now());
   }
 
   /** The current core state (read-only snapshot). */
