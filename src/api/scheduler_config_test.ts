@@ -60,3 +60,23 @@ Deno.test("property: config parser never throws", () => {
     { numRuns: 2000 },
   );
 });
+
+Deno.test("deploy/scheduler: shipped config equals the reference defaults; extender wiring", async () => {
+  const dir = new URL("../../deploy/scheduler/", import.meta.url);
+  const json = JSON.parse(await Deno.readTextFile(new URL("autoscale-enforcer-config.json", dir)));
+  const r = parseSchedulerConfig(json);
+  assert.ok(r.ok);
+  assert.deepEqual(r.value, DEFAULT_SCHEDULER_CONFIG);
+  const { parse } = await import("yaml");
+  const ks = parse(await Deno.readTextFile(new URL("kube-scheduler-config.yaml", dir)));
+  assert.equal(ks.kind, "KubeSchedulerConfiguration");
+  assert.equal(ks.profiles[0].schedulerName, "autoscale-scheduler");
+  assert.equal(ks.extenders.length, 1);
+  const ext = ks.extenders[0];
+  assert.equal(ext.urlPrefix, "http://127.0.0.1:10299/scheduler");
+  assert.equal(ext.filterVerb, "filter");
+  assert.equal(ext.prioritizeVerb, "prioritize");
+  assert.equal(ext.bindVerb, "bind");
+  assert.equal(ext.nodeCacheCapable, true);
+  assert.ok(ext.weight > 0);
+});
