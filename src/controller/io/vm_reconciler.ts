@@ -8,6 +8,7 @@
  * @module
  */
 import { FINALIZER } from "../../api/annotations.ts";
+import { formatBinarySi, formatMilliCpu } from "../../api/quantity.ts";
 import {
   encodeVirtualMachineStatus,
   NEONVM_API_VERSION,
@@ -75,6 +76,14 @@ const GUEST_ACTIONS = new Set<Action["type"]>([
   "runnerCpuChange",
   "setVirtioMemSize",
 ]);
+
+/** Event reasons for failed pod actions (status/finalizer conflicts are routine, no event). */
+const POD_ACTION_FAILURE_REASONS: Partial<Record<Action["type"], string>> = {
+  createPod: "PodCreateFailed",
+  deletePod: "PodDeleteFailed",
+  patchPodMetadata: "PodUpdateFailed",
+  removePodOwnerReferences: "PodUpdateFailed",
+};
 
 function rvNumber(vm: VirtualMachine | undefined): bigint | undefined {
   const rv = vm?.metadata.resourceVersion;
@@ -166,7 +175,19 @@ export class VmReconciler {
         d.metrics?.actions.inc({ action: action.type, outcome: "ok" });
       } catch (error) {
         d.metrics?.actions.inc({ action: action.type, outcome: "error" });
-        if (!GUEST_ACTIONS.has(action.type) || signal.aborted) throw error;
+        if (signal.aborted) throw error;
+        if (!GUEST_ACTIONS.has(action.type)) {
+          const reason = POD_ACTION_FAILURE_REASONS[action.type];
+          if (reason !== undefined) {
+            await d.events.record(
+              this.#subject(current),
+              "Warning",
+              reason,
+              errorChainMessage(error),
+            );
+          }
+          throw error;
+        }
         await this.#onGuestFailure(key, current, action, error, signal);
         return { requeueAfterMs: REQUEUE_PROBE_FAILED_MS };
       }
@@ -328,8 +349,8 @@ export class VmReconciler {
                   name: "neonvm-runner",
                   resources: {
                     requests: {
-                      cpu: `${action.requests.milliCpu}m`,
-                      memory: String(action.requests.memBytes),
+                      cpu: formatMilliCpu(action.requests.milliCpu),
+                      memory: formatBinarySi(action.requests.memBytes),
                     },
                   },
                 }],

@@ -175,7 +175,7 @@ Deno.test("vm reconciler: create -> Running -> scale -> QMP failure -> delete, a
   assert.deepEqual(guest.calls.slice(-2), ["cpuChange 1000", `virtioMem ${3 * GiB}`]);
   assert.deepEqual(
     get(srv.object(PODS_PATH, "default", "vm1-bbbbb"), "spec.containers")[0].resources.requests,
-    { cpu: "1100m", memory: String(4 * GiB + 256 * 1024 * 1024) },
+    { cpu: "1100m", memory: "4352Mi" },
   );
   await round();
   assert.equal(get(vmObj(srv), "status.phase"), "Running");
