@@ -47,6 +47,7 @@ interface Result {
   vms: number;
   connectS: number;
   rssMiB: number;
+  rssStartMiB: number;
   rssPerVmKiB: number;
   cpuPct: number;
   cpuMsPerVmPerS: number;
@@ -193,6 +194,7 @@ async function runSize(n: number, windowS: number, deadlineS: number): Promise<R
       vms: n,
       connectS,
       rssMiB: s1.rssKiB / 1024,
+      rssStartMiB: s0.rssKiB / 1024,
       rssPerVmKiB: s1.rssKiB / n,
       cpuPct: (100 * cpuS) / wallS,
       cpuMsPerVmPerS: (1000 * cpuS) / wallS / n,
@@ -225,7 +227,7 @@ if (import.meta.main) {
   // Marginal cost per VM: above the smallest run (the process's fixed cost).
   const base = results[0]!;
   out(
-    "| VMs | all connected after (s) | agent RSS (MiB) | RSS per VM (KiB) | marginal RSS per VM (KiB) | agent CPU (% of a core) | CPU per VM (ms/s) | permit requests/s |",
+    "| VMs | all connected after (s) | agent RSS at window start → end (MiB) | RSS per VM (KiB) | marginal RSS per VM (KiB) | agent CPU (% of a core) | CPU per VM (ms/s) | permit requests/s |",
   );
   out("|---:|---:|---:|---:|---:|---:|---:|---:|");
   for (const r of results) {
@@ -235,7 +237,7 @@ if (import.meta.main) {
     const cols = [
       r.vms,
       r.connectS.toFixed(1),
-      r.rssMiB.toFixed(1),
+      `${r.rssStartMiB.toFixed(1)} → ${r.rssMiB.toFixed(1)}`,
       r.rssPerVmKiB.toFixed(0),
       marginal,
       r.cpuPct.toFixed(1),

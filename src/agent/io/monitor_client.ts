@@ -20,6 +20,7 @@ import {
 import type { Resources } from "../../api/quantity.ts";
 import { RemoteError, TimeoutError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
+import { deadline } from "./_deadline.ts";
 
 /** Options for {@linkcode MonitorConnection.open}. */
 export interface MonitorConnectOptions {
@@ -88,8 +89,8 @@ export class MonitorConnection implements AsyncDisposable {
   /** Dials the monitor and performs the version handshake. */
   static async open(opts: MonitorConnectOptions): Promise<MonitorConnection> {
     const ws = new WebSocket(opts.url);
-    const deadline = AbortSignal.timeout(opts.connectTimeoutMs);
-    const signal = opts.signal ? AbortSignal.any([deadline, opts.signal]) : deadline;
+    using d = deadline(opts.signal, opts.connectTimeoutMs, "monitor connect");
+    const signal = d.signal;
     try {
       await new Promise<void>((resolve, reject) => {
         const onAbort = () => reject(signal.reason);
@@ -234,13 +235,13 @@ export class MonitorConnection implements AsyncDisposable {
   ): Promise<MonitorMessage> {
     if (this.#isClosed) throw new RemoteError("monitor connection is closed");
     const id = this.#mintId();
-    const timeout = AbortSignal.timeout(this.#opts.responseTimeoutMs);
-    const all = signal ? AbortSignal.any([timeout, signal]) : timeout;
+    using d = deadline(signal, this.#opts.responseTimeoutMs, `monitor ${type}`);
+    const all = d.signal;
     return await new Promise<MonitorMessage>((resolve, reject) => {
       const onAbort = () => {
         this.#pending.delete(id);
         reject(
-          timeout.aborted
+          d.timedOut
             ? new TimeoutError(`monitor did not answer ${type} id ${id} in time`)
             : all.reason,
         );

@@ -47,6 +47,7 @@ import {
   type VmInfo,
   vmUpdated,
 } from "../core/state.ts";
+import { deadline } from "./_deadline.ts";
 import { MonitorConnection } from "./monitor_client.ts";
 import { neonvmPatchOps, type PatchVmFn } from "./neonvm.ts";
 import { type AgentMetrics, directionOfFlags } from "./prom_metrics.ts";
@@ -420,13 +421,8 @@ export class Runner {
     metrics.neonvmChange(a.current, a.target);
     try {
       const ops = neonvmPatchOps(a.target, this.#vm.info.slotSizeBytes, a.targetRevision, started);
-      const timeout = AbortSignal.timeout(config.neonvm.requestTimeoutSeconds * 1000);
-      await this.#deps.patchVm(
-        this.#vm.info.namespace,
-        this.#vm.info.name,
-        ops,
-        AbortSignal.any([signal, timeout]),
-      );
+      using d = deadline(signal, config.neonvm.requestTimeoutSeconds * 1000, "NeonVM patch");
+      await this.#deps.patchVm(this.#vm.info.namespace, this.#vm.info.name, ops, d.signal);
       metrics.neonvmOutbound.inc({ result: "ok" });
       metrics.latency.neonvm.observe(
         { direction: directionOfFlags(a.targetRevision.flags) },
@@ -655,9 +651,8 @@ export async function fetchText(
   timeoutMs: number,
   signal: AbortSignal,
 ): Promise<string> {
-  const res = await fetchFn(
-    new Request(url, { signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) }),
-  );
+  using d = deadline(signal, timeoutMs, `GET ${url}`);
+  const res = await fetchFn(new Request(url, { signal: d.signal }));
   if (res.status !== 200) {
     await res.body?.cancel();
     throw new Error(`GET ${url} answered ${res.status}`);

@@ -9,6 +9,7 @@ import { encodeScalingEvent, type ScalingEvent } from "../../api/scaling_event.t
 import type { Clock } from "../../lib/clock.ts";
 import { RemoteError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
+import { deadline } from "./_deadline.ts";
 
 /** Accepts scaling events. */
 export interface ScalingEventSink {
@@ -35,11 +36,12 @@ export function fileWriter(path: string): WriteLines {
 /** POSTs lines as `application/x-ndjson` to `url`. */
 export function httpWriter(url: string, timeoutMs: number): WriteLines {
   return async (lines, signal) => {
+    using d = deadline(signal, timeoutMs, "scaling events push");
     const res = await fetch(url, {
       method: "POST",
       headers: { "content-type": "application/x-ndjson" },
       body: lines.map((l) => l + "\n").join(""),
-      signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
+      signal: d.signal,
     });
     await res.body?.cancel();
     if (!res.ok) {

@@ -15,6 +15,7 @@ import {
 import type { Resources } from "../../api/quantity.ts";
 import { RemoteError, TimeoutError } from "../../lib/errors.ts";
 import type { Pod } from "../../lib/k8s/core_types.ts";
+import { deadline } from "./_deadline.ts";
 
 /** The scheduler pod in use. */
 export interface SchedulerPod {
@@ -108,8 +109,8 @@ export async function requestPermit(
     lastPermit: req.lastPermit,
     metrics: req.metrics === null ? null : { loadAvg1M: req.metrics.loadAvg1M },
   };
-  const timeout = AbortSignal.timeout(timeoutMs);
-  const all = signal ? AbortSignal.any([timeout, signal]) : timeout;
+  using d = deadline(signal, timeoutMs, `scheduler request to ${url}`);
+  const all = d.signal;
   let res: Response;
   let text: string;
   try {
@@ -123,7 +124,7 @@ export async function requestPermit(
     );
     text = await res.text();
   } catch (cause) {
-    if (timeout.aborted) throw new TimeoutError(`scheduler request to ${url} timed out`, { cause });
+    if (d.timedOut) throw new TimeoutError(`scheduler request to ${url} timed out`, { cause });
     throw new RemoteError(`scheduler request to ${url} failed`, { cause });
   }
   if (res.status !== 200) {
