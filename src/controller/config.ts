@@ -76,6 +76,7 @@ export const ControllerConfigSchema = z.object({
   runnerCommand: z.string().min(1)
     .transform((s) => s.split(/\s+/).filter((x) => x !== ""))
     .prefault("deno run --cached-only -A /app/src/runner/main.ts"),
+  runnerExtraArgs: z.string().default("").transform((s) => s.split(/\s+/).filter((x) => x !== "")),
   runnerOverheadCpu: MilliCpuFlag.default(100),
   runnerOverheadMemory: BytesFlag.default(256 * 1024 * 1024),
   runnerPrivileged: z.boolean().default(false),
@@ -106,6 +107,7 @@ const STRING_FLAGS = [
   "failing-refresh-interval",
   "runner-image",
   "runner-command",
+  "runner-extra-args",
   "runner-overhead-cpu",
   "runner-overhead-memory",
   "namespace",
@@ -133,7 +135,7 @@ const BOOL_FLAGS = [
 export const USAGE = `usage: controller [flags]
   reference flags: --${STRING_FLAGS.slice(0, 16).join(" --")}
                    --${BOOL_FLAGS.slice(0, 5).join(" --")}
-  ours: --runner-image (env VM_RUNNER_IMAGE) --runner-command --runner-overhead-cpu
+  ours: --runner-image (env VM_RUNNER_IMAGE) --runner-command --runner-extra-args --runner-overhead-cpu
         --runner-overhead-memory --runner-privileged --device-plugin-resources --namespace
         --kubeconfig --log-level`;
 

@@ -51,6 +51,7 @@ async function run(config: ControllerConfig, signal: AbortSignal): Promise<void>
       runner: {
         runnerImage: config.runnerImage,
         runnerCommand: config.runnerCommand,
+        runnerExtraArgs: config.runnerExtraArgs,
         disableRunnerCgroup: config.disableRunnerCgroup,
         useVirtioConsole: config.useVirtioConsole,
         qemuDiskCacheSettings: config.qemuDiskCacheSettings,

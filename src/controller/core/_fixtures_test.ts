@@ -8,6 +8,7 @@ import { GiB, MiB } from "../../api/quantity.ts";
 export const RUNNER: RunnerPodSettings = {
   runnerImage: "localhost/neonvm-ts/runtime:dev",
   runnerCommand: ["deno", "run", "--cached-only", "-A", "/app/src/runner/main.ts"],
+  runnerExtraArgs: [],
   disableRunnerCgroup: true,
   useVirtioConsole: false,
   qemuDiskCacheSettings: "cache=none",

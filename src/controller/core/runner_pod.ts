@@ -36,6 +36,8 @@ export interface RunnerPodSettings {
   readonly runnerImage: string;
   /** Command that starts the runner inside the runner image; flags are appended. */
   readonly runnerCommand: readonly string[];
+  /** Extra runner flags appended after the reference's (e.g. `-accel=tcg`). */
+  readonly runnerExtraArgs: readonly string[];
   /** `--disable-runner-cgroup`: pass `-skip-cgroup-management`, no cgroupfs mount. */
   readonly disableRunnerCgroup: boolean;
   /** `--use-virtio-console`. */
@@ -200,6 +202,7 @@ export function runnerCommand(
   if (vm.spec.guest.appendKernelCmdline !== undefined) {
     cmd.push(`-${f.appendKernelCmdline}=${vm.spec.guest.appendKernelCmdline}`);
   }
+  cmd.push(...s.runnerExtraArgs);
   return cmd;
 }
 
