@@ -408,6 +408,8 @@ export interface PodView {
   readonly annotations?: Readonly<Record<string, string>> | undefined;
   /** Number of owner references. */
   readonly ownerReferenceCount: number;
+  /** Names of the owners (for migration bookkeeping). */
+  readonly ownerNames?: readonly string[] | undefined;
   /** Current requests of the runner container in the pod spec, when parseable. */
   readonly runnerRequests?: RunnerSize | undefined;
 }
@@ -440,4 +442,76 @@ export function runnerStatus(pod: PodView, nowMs: number): RunnerStatus {
     default:
       return "Pending"; // "Unknown": the node is unreachable; wait for the taint eviction.
   }
+}
+
+/** The migration a target pod is built for (the fields the builder reads). */
+export interface MigrationRef {
+  /** Migration metadata. */
+  readonly metadata: { readonly name?: string | undefined; readonly uid?: string | undefined };
+  /** Migration spec. */
+  readonly spec: {
+    readonly preventMigrationToSameHost: boolean;
+    readonly nodeSelector?: Readonly<Record<string, string>> | undefined;
+  };
+}
+
+/**
+ * Builds a migration target pod (§5.3 last point): the VM's runner pod with
+ * `RECEIVE_MIGRATION=true`, owned by the migration (controller) and the VM (plain owner), with
+ * anti-affinity to the VM's other runner pod when the migration forbids the same host.
+ */
+export function buildTargetPod(
+  vm: VirtualMachine,
+  migration: MigrationRef,
+  podName: string,
+  args: RunnerArgs,
+  s: RunnerPodSettings,
+  mode: CpuScalingMode,
+): RunnerPod {
+  const base = buildRunnerPod(vm, podName, args, s, mode);
+  const runner = base.spec.containers[0]!;
+  const env = Array.isArray(runner.env) ? runner.env : [];
+  const containers = [{
+    ...runner,
+    env: [...env, { name: "RECEIVE_MIGRATION", value: "true" }],
+  }];
+  const affinity = { ...(base.spec.affinity as JsonObject) };
+  if (migration.spec.preventMigrationToSameHost) {
+    const anti = (affinity.podAntiAffinity ?? {}) as JsonObject;
+    const required = Array.isArray(anti.requiredDuringSchedulingIgnoredDuringExecution)
+      ? anti.requiredDuringSchedulingIgnoredDuringExecution
+      : [];
+    affinity.podAntiAffinity = {
+      ...anti,
+      requiredDuringSchedulingIgnoredDuringExecution: [...required, {
+        labelSelector: { matchLabels: { [LABEL_VM_NAME]: vm.metadata.name ?? "" } },
+        topologyKey: "kubernetes.io/hostname",
+      }],
+    };
+  }
+  const spec: RunnerPod["spec"] = { ...base.spec, containers, affinity };
+  if (migration.spec.nodeSelector !== undefined) {
+    spec.nodeSelector = {
+      ...(base.spec.nodeSelector as Record<string, string> | undefined),
+      ...migration.spec.nodeSelector,
+    };
+  }
+  return {
+    ...base,
+    metadata: {
+      ...base.metadata,
+      ownerReferences: [
+        {
+          apiVersion: NEONVM_API_VERSION,
+          kind: "VirtualMachineMigration",
+          name: migration.metadata.name ?? "",
+          uid: migration.metadata.uid ?? "",
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+        { ...base.metadata.ownerReferences[0]!, controller: false },
+      ],
+    },
+    spec,
+  };
 }

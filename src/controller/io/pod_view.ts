@@ -32,6 +32,7 @@ export function podView(pod: Pod): PodView {
     labels: pod.metadata.labels,
     annotations: pod.metadata.annotations,
     ownerReferenceCount: pod.metadata.ownerReferences?.length ?? 0,
+    ownerNames: pod.metadata.ownerReferences?.map((r) => r.name),
     runnerRequests,
   };
 }
