@@ -10,6 +10,7 @@
  */
 import type { AgentRequest } from "../../api/permit.ts";
 import {
+  equal,
   excess,
   fitsIn,
   floorToMultiple,
@@ -135,5 +136,13 @@ export function decidePermit(state: ClusterState, req: AgentRequest): PermitOutc
 
 /** Records a grant in the state (before persisting it: an increase counts from now on). */
 export function applyPermit(state: ClusterState, grant: PermitGrant): void {
-  setDecision(state, grant.vmKey, grant.decision);
+  const cur = state.vms.get(grant.vmKey)?.decision;
+  const d = grant.decision;
+  if (
+    cur !== undefined && equal(cur.approved, d.approved) && equal(cur.requested, d.requested) &&
+    equal(cur.scalingUnit, d.scalingUnit) && equal(cur.denied, d.denied)
+  ) {
+    return; // unchanged: nothing to recount (the common no-change request)
+  }
+  setDecision(state, grant.vmKey, d);
 }
