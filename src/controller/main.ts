@@ -5,6 +5,7 @@
  * @module
  */
 import { VirtualMachineSchema } from "../api/virtualmachine.ts";
+import { VirtualMachineMigrationSchema } from "../api/virtualmachine_migration.ts";
 import { systemClock } from "../lib/clock.ts";
 import { ConfigError, errorChainMessage } from "../lib/errors.ts";
 import { KubeClient } from "../lib/k8s/client.ts";
@@ -12,11 +13,18 @@ import { EventSchema, LeaseSchema, PodSchema } from "../lib/k8s/core_types.ts";
 import { EventRecorder } from "../lib/k8s/events.ts";
 import { loadClusterAccess } from "../lib/k8s/kubeconfig.ts";
 import { runLeaderElection } from "../lib/k8s/leader_election.ts";
-import { EVENTS, LEASES, PODS, VIRTUAL_MACHINES } from "../lib/k8s/meta.ts";
+import {
+  EVENTS,
+  LEASES,
+  PODS,
+  VIRTUAL_MACHINE_MIGRATIONS,
+  VIRTUAL_MACHINES,
+} from "../lib/k8s/meta.ts";
 import { createLogger, writeStderr } from "../lib/log.ts";
 import { type ControllerConfig, parseControllerArgs, USAGE } from "./config.ts";
 import { VmController } from "./io/controller.ts";
 import { RealGuestIo } from "./io/guest.ts";
+import { RealMigrationQmp } from "./io/migration_qmp.ts";
 import { createControllerMetrics, metricsHandler, probeHandler } from "./io/metrics.ts";
 
 async function run(config: ControllerConfig, signal: AbortSignal): Promise<void> {
@@ -37,6 +45,10 @@ async function run(config: ControllerConfig, signal: AbortSignal): Promise<void>
   const controller = new VmController({
     vms: kube.resource(VIRTUAL_MACHINES, VirtualMachineSchema),
     pods: kube.resource(PODS, PodSchema),
+    migrations: {
+      client: kube.resource(VIRTUAL_MACHINE_MIGRATIONS, VirtualMachineMigrationSchema),
+      qmp: new RealMigrationQmp(),
+    },
     namespace: config.namespace,
     concurrency: config.concurrencyLimit,
     guest: new RealGuestIo(),

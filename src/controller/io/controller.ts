@@ -15,6 +15,9 @@ import type { Logger } from "../../lib/log.ts";
 import { TaskGroup } from "../../lib/task_group.ts";
 import { shouldReconcileOnUpdate } from "../core/reconcile.ts";
 import type { ControllerMetrics } from "./metrics.ts";
+import type { VirtualMachineMigration } from "../../api/virtualmachine_migration.ts";
+import { type MigrationClient, MigrationReconciler } from "./migration_reconciler.ts";
+import type { MigrationQmp } from "./migration_qmp.ts";
 import {
   type PodClient,
   type VmClient,
@@ -36,6 +39,8 @@ export interface VmControllerOptions extends Omit<VmReconcilerDeps, "cachedVm" |
   readonly resyncMs?: number;
   /** Metrics. */
   readonly metrics?: ControllerMetrics;
+  /** Migration client and QMP; migrations are reconciled only when both are given. */
+  readonly migrations?: { readonly client: MigrationClient; readonly qmp: MigrationQmp };
   /** Clock. */
   readonly clock: Clock;
   /** Logger. */
@@ -47,6 +52,8 @@ export class VmController {
   readonly #vmInformer: Informer<VirtualMachine>;
   readonly #podInformer: Informer<Pod>;
   readonly #queue: WorkQueue;
+  readonly #migrationInformer: Informer<VirtualMachineMigration> | undefined;
+  readonly #migrationQueue: WorkQueue | undefined;
   /** The reconciler (exposed for tests and state dumps). */
   readonly reconciler: VmReconciler;
 
@@ -97,6 +104,40 @@ export class VmController {
           return;
       }
     });
+    if (o.migrations !== undefined) {
+      const client = o.migrations.client;
+      const informer = new Informer<VirtualMachineMigration>({
+        list: (signal) => client.list({ namespace: ns, signal }),
+        watch: (resourceVersion, signal) =>
+          client.watch({ namespace: ns, resourceVersion, signal }),
+        clock: o.clock,
+        logger: log.child("migration_informer"),
+        resyncMs: o.resyncMs ?? 300_000,
+      });
+      const reconciler = new MigrationReconciler({
+        migrations: client,
+        vms: o.vms,
+        pods: o.pods,
+        cachedMigration: (key) => informer.get(key),
+        qmp: o.migrations.qmp,
+        events: o.events,
+        clock: o.clock,
+        logger: log.child("migration"),
+        runner: o.settings.runner,
+        random: o.random,
+      });
+      const queue = new WorkQueue({
+        handler: (key, signal) => reconciler.reconcile(key, signal),
+        clock: o.clock,
+        logger: log.child("migration_queue"),
+        concurrency: o.concurrency,
+      });
+      informer.subscribe((ev) => {
+        if (ev.type !== "delete") queue.add(ev.key);
+      });
+      this.#migrationInformer = informer;
+      this.#migrationQueue = queue;
+    }
     this.#podInformer.subscribe((ev) => {
       const pod = ev.object;
       const vmName = pod.metadata.labels?.[LABEL_VM_NAME];
@@ -105,9 +146,10 @@ export class VmController {
     });
   }
 
-  /** True once both informers have listed. */
+  /** True once every informer has listed. */
   get synced(): boolean {
-    return this.#vmInformer.synced && this.#podInformer.synced;
+    return this.#vmInformer.synced && this.#podInformer.synced &&
+      (this.#migrationInformer?.synced ?? true);
   }
 
   /** Runs informers and workers until the signal aborts. */
@@ -120,6 +162,16 @@ export class VmController {
       await this.#podInformer.waitForSync(s);
       await this.#queue.run(s);
     });
+    const mi = this.#migrationInformer;
+    const mq = this.#migrationQueue;
+    if (mi !== undefined && mq !== undefined) {
+      group.spawn("migration-informer", (s) => mi.run(s));
+      group.spawn("migration-workers", async (s) => {
+        await mi.waitForSync(s);
+        await this.#vmInformer.waitForSync(s);
+        await mq.run(s);
+      });
+    }
     await group.wait();
   }
 }
