@@ -34,6 +34,7 @@ build: <image> is an OCI layout directory (optionally <dir>:<tag>), an OCI archi
   --no-deno            do not ship Deno, neonvmd and vm-monitor
   --no-node-exporter   do not ship the metrics exporter on :9100
   --keep-work          keep the work directory (for debugging)
+  --project-dir DIR    project whose src/ (neonvmd, vm-monitor) is shipped (default: this repo)
   SOURCE_DATE_EPOCH    timestamp for every file and the image (default 0)
 
 initrd: writes the initramfs the runner passes with -initrd (virtio_pci + virtio_blk for
@@ -67,6 +68,7 @@ const BuildFlagsSchema = z.strictObject({
   "no-deno": z.boolean().default(false),
   "no-node-exporter": z.boolean().default(false),
   "keep-work": z.boolean().default(false),
+  "project-dir": z.string().optional(),
 });
 
 function parseFlags<T extends z.ZodType>(schema: T, values: Record<string, unknown>): z.infer<T> {
@@ -101,6 +103,7 @@ async function cmdBuild(args: string[], log: Logger): Promise<void> {
       "no-deno": { type: "boolean" },
       "no-node-exporter": { type: "boolean" },
       "keep-work": { type: "boolean" },
+      "project-dir": { type: "string" },
     },
   });
   const flags = parseFlags(BuildFlagsSchema, values);
@@ -128,7 +131,7 @@ async function cmdBuild(args: string[], log: Logger): Promise<void> {
     sizeBytes,
     epochSec: epoch,
     kernelVersion: flags["kernel-version"],
-    projectDir: PROJECT_DIR,
+    projectDir: flags["project-dir"] ?? PROJECT_DIR,
     cacheDir: CACHE_DIR,
     keepWork: flags["keep-work"],
     withDeno: !flags["no-deno"],

@@ -137,6 +137,14 @@ Deno.test({
     try {
       const layout = await makeInput(dir);
       await Deno.writeTextFile(`${dir}/spec.yaml`, SPEC);
+      // Snapshot the project: other work may change src/ between the two builds.
+      await Deno.mkdir(`${dir}/project`);
+      for (const f of ["deno.json", "deno.lock"]) {
+        await Deno.copyFile(`${ROOT}/${f}`, `${dir}/project/${f}`);
+      }
+      const cp = await new Deno.Command("cp", { args: ["-a", `${ROOT}/src`, `${dir}/project/src`] })
+        .output();
+      assert.equal(cp.code, 0);
       const outs = [`${dir}/a.oci.tar`, `${dir}/b.oci.tar`];
       for (const out of outs) {
         const r = await builder([

@@ -58,6 +58,8 @@ export async function shipDenoApp(
     cwd: app,
     env: { ...Deno.env.toObject(), DENO_DIR: denoDir, DENO_NO_UPDATE_CHECK: "1" },
   });
-  // Optional analysis caches (SQLite) differ from build to build; deno recreates them.
+  // Optional analysis caches (SQLite) and the transpile cache (keyed by the build's absolute
+  // paths) differ from build to build; deno recreates them in the guest.
   await run("find", [denoDir, "-maxdepth", "1", "-type", "f", "-name", "*_v*", "-delete"]);
+  await Deno.remove(`${denoDir}/gen`, { recursive: true }).catch(() => undefined);
 }

@@ -77,6 +77,12 @@ export async function makeExt4(
   const cmds: string[] = [];
   let unfixed = 0;
   const t = String(opts.epochSec);
+  // Reserved inodes mke2fs stamps too: 1 (bad blocks), 7 (resize), 8 (journal).
+  for (const ino of [1, 7, 8]) {
+    for (const field of ["atime", "mtime", "ctime", "crtime"]) {
+      cmds.push(`sif <${ino}> ${field} ${t}`);
+    }
+  }
   for (const p of ["", "lost+found", ...await listPaths(root)]) {
     const q = p === "" ? "/" : debugfsQuote(p);
     if (q === undefined) {
