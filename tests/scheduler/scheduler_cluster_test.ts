@@ -9,7 +9,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { parseMilliCpu } from "../../src/api/quantity.ts";
+import { encodeMilliCpu, parseMilliCpu } from "../../src/api/quantity.ts";
 import { type ClusterEnv, kubectl, requireCluster } from "../harness/cluster.ts";
 import {
   applyCrds,
@@ -49,7 +49,9 @@ async function expectedCommittedMilli(env: ClusterEnv, node: string): Promise<nu
   const pods = JSON.parse(
     await ok(env, ["get", "pods", "-A", "--field-selector", `spec.nodeName=${node}`, "-o", "json"]),
   ) as K8sList;
-  const vms = JSON.parse(await ok(env, ["get", "virtualmachines", "-A", "-o", "json"])) as K8sList;
+  const vms = JSON.parse(
+    await ok(env, ["get", "virtualmachines.vm.neon.tech", "-A", "-o", "json"]),
+  ) as K8sList;
   const vmBy = new Map(vms.items.map((v) => [`${v.metadata.namespace}/${v.metadata.name}`, v]));
   let sum = 0;
   for (const p of pods.items) {
@@ -108,9 +110,16 @@ async function createVmWithPod(
   maxSlots = 16,
 ): Promise<void> {
   await ok(env, ["apply", "-f", "-"], JSON.stringify(vmManifest(name, ns, cpu, slots, maxSlots)));
-  const uid =
-    (await ok(env, ["-n", ns, "get", "virtualmachine", name, "-o", "jsonpath={.metadata.uid}"]))
-      .trim();
+  const uid = (await ok(env, [
+    "-n",
+    ns,
+    "get",
+    "virtualmachines.vm.neon.tech",
+    name,
+    "-o",
+    "jsonpath={.metadata.uid}",
+  ]))
+    .trim();
   await ok(
     env,
     ["apply", "-f", "-"],
@@ -125,7 +134,7 @@ async function podNode(env: ClusterEnv, ns: string, pod: string): Promise<string
 }
 
 async function vmApproved(env: ClusterEnv, ns: string, vm: string): Promise<string | undefined> {
-  const out = await ok(env, ["-n", ns, "get", "virtualmachine", vm, "-o", "json"]);
+  const out = await ok(env, ["-n", ns, "get", "virtualmachines.vm.neon.tech", vm, "-o", "json"]);
   const obj = JSON.parse(out) as { metadata: { annotations?: Record<string, string> } };
   return obj.metadata.annotations?.[APPROVED];
 }
@@ -248,8 +257,16 @@ Deno.test("SIGKILL mid-upscale loses and repeats nothing; grants again within 15
         });
         const elapsedMs = Date.now() - restartAt;
         assert.ok(elapsedMs <= 15_000, `granted again only after ${elapsedMs} ms`);
+        Deno.stderr.writeSync(
+          new TextEncoder().encode(
+            `round ${round}: answered before kill: ${
+              answered?.status ?? "no"
+            }, recorded: ${recorded}, ` +
+              `granted again ${elapsedMs} ms after restart (ready after ${sched.readyAfterMs} ms)\n`,
+          ),
+        );
         const permit = JSON.parse(granted.text).permit;
-        assert.deepEqual(permit, { vCPUs: want, mem: "1Gi" });
+        assert.deepEqual(permit, { vCPUs: encodeMilliCpu(cpuMilli + 250), mem: "1Gi" });
         assert.equal(await vmApproved(env, ns, "vm-k"), JSON.stringify(permit));
         // Repeats nothing: the node's committed CPU equals what the objects say, this VM once.
         const node = (await podNode(env, ns, "vm-k-pod"))!;
@@ -269,7 +286,7 @@ Deno.test("SIGKILL mid-upscale loses and repeats nothing; grants again within 15
       // The VM's approval is exactly the last grant: nothing was applied twice.
       assert.equal(
         await vmApproved(env, ns, "vm-k"),
-        JSON.stringify({ vCPUs: `${cpuMilli}m`, mem: "1Gi" }),
+        JSON.stringify({ vCPUs: encodeMilliCpu(cpuMilli), mem: "1Gi" }),
       );
     } finally {
       await ks[Symbol.asyncDispose]();
