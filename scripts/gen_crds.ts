@@ -93,6 +93,10 @@ function applyMeta(meta: CrdMeta, node: SchemaNode): void {
   }
   if (meta.preserveUnknownFields) node["x-kubernetes-preserve-unknown-fields"] = true;
   if (meta.format) node.format = meta.format;
+  if (meta.listMapKeys) {
+    node["x-kubernetes-list-type"] = "map";
+    node["x-kubernetes-list-map-keys"] = [...meta.listMapKeys];
+  }
   if (meta.description) node.description = meta.description;
   if (meta.validations && meta.validations.length > 0) {
     node["x-kubernetes-validations"] = meta.validations.map((v) => {

@@ -135,6 +135,11 @@ export const ConditionSchema = looseObject({
 /** A status condition. */
 export type Condition = z.infer<typeof ConditionSchema>;
 
+/** A `conditions` list: a list-map keyed by `type`, as Kubernetes API conventions require. */
+export function conditionsField(): z.ZodArray<typeof ConditionSchema> {
+  return crd(z.array(ConditionSchema), { listMapKeys: ["type"] });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Enums
 
@@ -518,7 +523,7 @@ export type VirtualMachineSpec = z.infer<typeof VirtualMachineSpecSchema>;
 /** `status` of a VirtualMachine. */
 export const VirtualMachineStatusSchema = looseObject({
   phase: VmPhaseSchema.optional(),
-  conditions: z.array(ConditionSchema).optional(),
+  conditions: conditionsField().optional(),
   restartCount: int32().default(0),
   podName: z.string().optional(),
   podIP: z.string().optional(),

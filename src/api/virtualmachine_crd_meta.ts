@@ -28,6 +28,8 @@ export interface CrdMeta {
   readonly validations?: readonly CelRule[];
   /** Integer format (`int32`, `int64`); bounds implied by the format are then not emitted. */
   readonly format?: "int32" | "int64";
+  /** Emit `x-kubernetes-list-type: map` keyed by these fields (arrays of objects only). */
+  readonly listMapKeys?: readonly string[];
   /** `description` for the node. */
   readonly description?: string;
 }

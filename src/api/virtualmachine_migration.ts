@@ -9,7 +9,7 @@ import { z } from "zod";
 import { formatBinarySi } from "./quantity.ts";
 import {
   bytesField,
-  ConditionSchema,
+  conditionsField,
   int32,
   int64,
   type Json,
@@ -75,7 +75,7 @@ export type MigrationInfo = z.infer<typeof MigrationInfoSchema>;
 /** `status` of a migration. */
 export const VirtualMachineMigrationStatusSchema = looseObject({
   phase: VmmPhaseSchema.optional(),
-  conditions: z.array(ConditionSchema).optional(),
+  conditions: conditionsField().optional(),
   sourcePodName: z.string().optional(),
   targetPodName: z.string().optional(),
   sourcePodIP: z.string().optional(),

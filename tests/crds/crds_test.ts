@@ -8,6 +8,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { parseOrThrow } from "../../src/api/_parse.ts";
 import {
   encodeVirtualMachine,
@@ -127,6 +128,83 @@ function rejected(r: { code: number; stderr: string }, ...mustContain: string[])
   assert.notEqual(r.code, 0, `expected a rejection containing ${mustContain.join(" / ")}`);
   for (const s of mustContain) assert.ok(r.stderr.includes(s), `"${s}" not in: ${r.stderr}`);
 }
+
+/** RFC 7386 JSON merge patch (to predict the object a rejected patch would have produced). */
+function mergePatch(target: unknown, patchValue: unknown): unknown {
+  if (patchValue === null || typeof patchValue !== "object" || Array.isArray(patchValue)) {
+    return patchValue;
+  }
+  const out: Obj = target !== null && typeof target === "object" && !Array.isArray(target)
+    ? { ...(target as Obj) }
+    : {};
+  for (const [k, v] of Object.entries(patchValue as Obj)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
+const cpuWire = fc.constantFrom<number | string>(1, 2, 4, "250m", "500m", "1500m", "0.5", "2000m");
+const slotSizeWire = fc.constantFrom<string | number>("8Mi", "1Gi", "512Mi", "12Mi", "1G", 8388608);
+
+/** Random VM specs around the rule boundaries (valid and invalid). */
+const randomVm = fc.record({
+  cpus: fc.record({ min: cpuWire, max: cpuWire, use: cpuWire }),
+  slots: fc.record({
+    min: fc.integer({ min: 1, max: 5 }),
+    max: fc.integer({ min: 1, max: 5 }),
+    use: fc.integer({ min: 1, max: 5 }),
+  }),
+  memorySlotSize: slotSizeWire,
+  portName: fc.constantFrom(undefined, "pg", "qmp"),
+  disk: fc.constantFrom(undefined, "ok", "reserved", "two-sources", "no-source"),
+}).map((r) =>
+  withSpec(minimalVm("rand"), (s) => {
+    s.guest.cpus = r.cpus;
+    s.guest.memorySlots = r.slots;
+    s.guest.memorySlotSize = r.memorySlotSize;
+    if (r.portName !== undefined) s.guest.ports = [{ name: r.portName, port: 5432 }];
+    if (r.disk === "ok") s.disks = [{ name: "d", mountPath: "/d", tmpfs: { size: "1Mi" } }];
+    if (r.disk === "reserved") {
+      s.disks = [{ name: "runtime", mountPath: "/d", tmpfs: { size: "1Mi" } }];
+    }
+    if (r.disk === "two-sources") {
+      s.disks = [{
+        name: "d",
+        mountPath: "/d",
+        tmpfs: { size: "1Mi" },
+        configMap: { name: "c" },
+      }];
+    }
+    if (r.disk === "no-source") s.disks = [{ name: "d", mountPath: "/d" }];
+  })
+);
+
+/** Random merge patches of a stored VM's spec (mutable, immutable and one-way fields). */
+const randomSpecPatch = fc.record({
+  cpus: fc.option(fc.record({ min: cpuWire, max: cpuWire, use: cpuWire }, { requiredKeys: [] }), {
+    nil: undefined,
+  }),
+  slotsUse: fc.option(fc.integer({ min: 1, max: 9 }), { nil: undefined }),
+  slotsMax: fc.option(fc.integer({ min: 1, max: 9 }), { nil: undefined }),
+  cpuScalingMode: fc.constantFrom(undefined, null, "QmpScaling", "SysfsScaling"),
+  enableSSH: fc.constantFrom(undefined, true, false),
+  command: fc.constantFrom(undefined, null, ["postgres"], ["other"]),
+  overcommit: fc.constantFrom(undefined, { cpu: "2" }, null),
+}).map((r) => {
+  const guest: Obj = {};
+  if (r.cpus !== undefined) guest.cpus = r.cpus;
+  const slots: Obj = {};
+  if (r.slotsUse !== undefined) slots.use = r.slotsUse;
+  if (r.slotsMax !== undefined) slots.max = r.slotsMax;
+  if (Object.keys(slots).length > 0) guest.memorySlots = slots;
+  if (r.command !== undefined) guest.command = r.command;
+  const spec: Obj = { guest };
+  if (r.cpuScalingMode !== undefined) spec.cpuScalingMode = r.cpuScalingMode;
+  if (r.enableSSH !== undefined) spec.enableSSH = r.enableSSH;
+  if (r.overcommit !== undefined) spec.overcommit = r.overcommit;
+  return { spec };
+});
 
 /** Parses kubectl's table output into header + rows of columns split on 2+ spaces. */
 function table(text: string): string[][] {
@@ -338,6 +416,70 @@ Deno.test({
       ),
       "spec.guest.cpus.min",
     );
+  });
+
+  await t.step("random specs: the apiserver accepts exactly when the pure rules do", async () => {
+    const samples = fc.sample(randomVm, { numRuns: 30, seed: 20250923 });
+    let accepted = 0;
+    for (const vm of samples) {
+      const spec = parseOrThrow(VirtualMachineSchema, vm, "vm").spec;
+      const problems = virtualMachineProblems(spec);
+      const r = await api.kubectl(
+        ["create", "--dry-run=server", "-o", "json", "-f", "-"],
+        JSON.stringify(vm),
+      );
+      assert.equal(
+        r.code === 0,
+        problems.length === 0,
+        `${JSON.stringify((vm as { spec: unknown }).spec)}\npure: ${
+          JSON.stringify(problems)
+        }\napiserver: ${r.stderr}`,
+      );
+      for (const p of problems) assert.ok(r.stderr.includes(p.message), p.message);
+      if (r.code === 0) accepted++;
+    }
+    // The sample exercises both outcomes.
+    assert.ok(accepted > 0 && accepted < samples.length, `accepted ${accepted}/${samples.length}`);
+  });
+
+  await t.step("random updates: the apiserver accepts exactly when the pure rules do", async () => {
+    const base = withSpec(minimalVm("upd"), (s) => {
+      s.guest.cpus = { min: "500m", max: 4, use: 1 };
+      s.guest.memorySlots = { min: 1, max: 8, use: 2 };
+      s.guest.command = ["postgres"];
+    });
+    const created = await create(api, base);
+    ok(created, "create update base");
+    const samples = fc.sample(randomSpecPatch, { numRuns: 30, seed: 7 });
+    let accepted = 0;
+    for (const p of samples) {
+      // Re-read each time: on a shared cluster a controller may have set cpuScalingMode.
+      const cur = await api.kubectl(["get", "neonvm", "upd", "-n", NS, "-o", "json"]);
+      ok(cur, "get update base");
+      const stored = JSON.parse(cur.stdout) as Obj;
+      const prev = parseOrThrow(VirtualMachineSchema, stored, "vm").spec;
+      const next = parseOrThrow(VirtualMachineSchema, mergePatch(stored, p), "patched vm").spec;
+      const problems = virtualMachineUpdateProblems(prev, next);
+      const r = await api.kubectl([
+        "patch",
+        "neonvm",
+        "upd",
+        "-n",
+        NS,
+        "--type=merge",
+        "--dry-run=server",
+        "-p",
+        JSON.stringify(p),
+      ]);
+      assert.equal(
+        r.code === 0,
+        problems.length === 0,
+        `${JSON.stringify(p)}\npure: ${JSON.stringify(problems)}\napiserver: ${r.stderr}`,
+      );
+      for (const q of problems) assert.ok(r.stderr.includes(q.message), q.message);
+      if (r.code === 0) accepted++;
+    }
+    assert.ok(accepted > 0 && accepted < samples.length, `accepted ${accepted}/${samples.length}`);
   });
 
   await t.step("update-time rules: immutable and one-way fields", async () => {
