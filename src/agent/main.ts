@@ -19,7 +19,8 @@ import { PODS, VIRTUAL_MACHINES } from "../lib/k8s/meta.ts";
 import { createLogger, type LogLevel, writeStderr } from "../lib/log.ts";
 import { TaskGroup } from "../lib/task_group.ts";
 import { coreConfigFrom } from "./core/state.ts";
-import { AgentGlobal, dumpStateHandler } from "./io/global.ts";
+import { BillingCollector, filePusher, httpPusher } from "./io/billing.ts";
+import { AgentGlobal, dumpStateHandler, type VmEvent } from "./io/global.ts";
 import { AgentMetrics } from "./io/prom_metrics.ts";
 import {
   BatchingSink,
@@ -158,10 +159,36 @@ async function main(): Promise<void> {
     logger: logger.child("vm-watch"),
     retryMs: 500 + Math.random() * 500,
   });
+  const billCfg = config.billing.clients;
+  let billing: BillingCollector | undefined;
+  const billingPush = billCfg.http
+    ? {
+      push: httpPusher(billCfg.http.url, billCfg.http.pushRequestTimeoutSeconds * 1000),
+      c: billCfg.http,
+    }
+    : billCfg.file
+    ? { push: filePusher(billCfg.file.path), c: billCfg.file }
+    : undefined;
+  if (billingPush) {
+    billing = new BillingCollector({
+      config,
+      nodeName,
+      hostname: Deno.hostname(),
+      clock,
+      logger: logger.child("billing"),
+      push: billingPush.push,
+      pushEveryMs: billingPush.c.pushEverySeconds * 1000,
+      maxBatchSize: billingPush.c.maxBatchSize,
+    });
+  } else if (billCfg.s3 || billCfg.azureBlob) {
+    logger.warn("s3/azureBlob billing clients are not supported here; billing is off");
+  }
   vmInformer.subscribe((ev) => {
-    global.handle(
-      ev.type === "delete" ? { type: "delete", vm: ev.object } : { type: "upsert", vm: ev.object },
-    );
+    const vmEvent: VmEvent = ev.type === "delete"
+      ? { type: "delete", vm: ev.object }
+      : { type: "upsert", vm: ev.object };
+    global.handle(vmEvent);
+    billing?.handle(vmEvent);
   });
   const selector = `name=${config.scheduler.schedulerName}`;
   const schedInformer = new Informer({
@@ -205,6 +232,7 @@ async function main(): Promise<void> {
   tg.spawn("scheduler-watch", (s) => schedInformer.run(s));
   tg.spawn("runners", (s) => global.run(s));
   if (sink) tg.spawn("scaling-events", (s) => sink.run(s));
+  if (billing) tg.spawn("billing", (s) => billing.run(s));
   try {
     await tg.wait();
   } finally {

@@ -102,6 +102,7 @@ Deno.test({
         name: "vm1",
         namespace: "default",
         labels: { "autoscaling.neon.tech/enabled": "true", "neon/endpoint-id": "ep-1" },
+        annotations: { "autoscaling.neon.tech/billing-endpoint-id": "ep-1" },
       },
       spec: {
         schedulerName: "autoscale-scheduler",
@@ -112,7 +113,13 @@ Deno.test({
           rootDisk: { image: "img" },
         },
       },
-      status: { phase: "Running", node: "n1", podIP: "127.0.0.1", podName: "vm1-pod" },
+      status: {
+        phase: "Running",
+        node: "n1",
+        podIP: "127.0.0.1",
+        podName: "vm1-pod",
+        cpus: "250m",
+      },
     });
     const vmUse = () => {
       const o = api.object(vmPath, "default", "vm1") as unknown as {
@@ -172,6 +179,13 @@ Deno.test({
         metrics: { system: { port: ports.metrics, secondsBetweenRequests: 1 } },
         scheduler: { requestPort: ports.scheduler },
         dumpState: { port: ports.dump, timeoutSeconds: 5 },
+        billing: {
+          collectEverySeconds: 1,
+          accumulateEverySeconds: 3,
+          clients: {
+            file: { path: `${tmp}/billing.jsonl`, pushEverySeconds: 1, maxBatchSize: 100 },
+          },
+        },
         scalingEvents: {
           regionName: "test",
           clients: {
@@ -248,6 +262,13 @@ Deno.test({
       await setAnon(50 * MiB);
       await waitFor("downscale patch", () => (vmUse() === 1 ? true : undefined), 20_000);
 
+      // Billing events were written for the VM's endpoint.
+      await waitFor("billing events", async () => {
+        const text = await Deno.readTextFile(`${tmp}/billing.jsonl`).catch(() => "");
+        return /"metric":"effective_compute_seconds".*"endpoint_id":"ep-1"/.test(text)
+          ? true
+          : undefined;
+      }, 5_000);
       // Scaling events were written as JSON lines.
       await waitFor("scaling events", async () => {
         const text = await Deno.readTextFile(`${tmp}/events.jsonl`).catch(() => "");
