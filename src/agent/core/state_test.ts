@@ -534,3 +534,14 @@ Deno.test("a migrate answer stops upscaling patches", async () => {
   sim.permit(cu(2), true);
   assert.deepEqual(sim.decide(), { wait: { durationMs: 15_000 } });
 });
+
+Deno.test("config annotation: enabling LFC metrics holds downscaling until LFC metrics arrive", async () => {
+  const sim = Sim.at(3);
+  sim.s = vmUpdated(sim.s, { ...sim.s.vm, config: { enableLFCMetrics: true } });
+  await sim.advance(1000);
+  sim.metrics(1);
+  // System metrics alone are no longer all the metrics: no downscale.
+  assert.deepEqual(sim.decide(), { wait: { durationMs: 14_000 } });
+  sim.s = vmUpdated(sim.s, { ...sim.s.vm, config: { enableLFCMetrics: false } });
+  assert.deepEqual(sim.decide().monitorDownscale?.target, cu(2));
+});
