@@ -87,7 +87,11 @@ function seedVm(
   });
 }
 
-async function startApp(fake: FakeApiServer, config: Partial<SchedulerConfig> = {}) {
+async function startApp(
+  fake: FakeApiServer,
+  config: Partial<SchedulerConfig> = {},
+  leaderElection?: { namespace: string; name: string; identity: string },
+) {
   const client = new KubeClient({ server: "http://fake", fetch: (r) => fake.handle(r) });
   const logger = memoryLogger("scheduler");
   const app = new SchedulerApp({
@@ -97,6 +101,7 @@ async function startApp(fake: FakeApiServer, config: Partial<SchedulerConfig> = 
     clock: systemClock,
     random: () => 0.5,
     informerRetryMs: 50,
+    leaderElection,
   });
   const stop = new AbortController();
   const running = app.run(stop.signal).catch((e) => {
@@ -390,5 +395,76 @@ Deno.test("ops: readyz follows sync, metrics use the reference names", async () 
     assert.match(m, /autoscaling_plugin_node_mem_resources_current\{node="n1",field="Watermark"\}/);
   } finally {
     await t.stop();
+  }
+});
+
+Deno.test("permit API: concurrent increases on one node never over-commit it", async () => {
+  await using fake = new FakeApiServer();
+  seedNode(fake, "n1", "4", "64Gi");
+  for (let i = 0; i < 6; i++) {
+    seedVm(fake, `v${i}`, {
+      cpu: 0.5,
+      slots: 1,
+      node: "n1",
+      approved: `{"vCPUs":"500m","mem":"1Gi"}`,
+    });
+  }
+  const t = await startApp(fake);
+  try {
+    // 3 of 4 CPUs held; six VMs each ask for +1 CPU at once: 1 CPU of room in total.
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        t.app.mainHandler(
+          permitRequest(agentReq(`v${i}-pod`, "1500m", "1Gi", { vCPUs: "500m", mem: "1Gi" })),
+        ).then(async (r) => ({ status: r.status, body: await r.text() }))),
+    );
+    let grantedMilli = 0;
+    for (const a of answers) {
+      assert.equal(a.status, 200, a.body);
+      const v = JSON.parse(a.body).permit.vCPUs;
+      const milli = typeof v === "number" ? v * 1000 : Number(String(v).replace("m", ""));
+      grantedMilli += milli - 500;
+    }
+    assert.equal(grantedMilli, 1000, JSON.stringify(answers));
+    let recorded = 0;
+    for (let i = 0; i < 6; i++) {
+      const raw = loose(fake.object(VMS, "default", `v${i}`)).metadata.annotations![APPROVED]!;
+      const v = JSON.parse(raw).vCPUs;
+      recorded += typeof v === "number" ? v * 1000 : Number(String(v).replace("m", ""));
+    }
+    assert.equal(recorded, 4000);
+    assert.equal(t.app.state.nodes.get("n1")!.sums.reserved.cpu, 4000);
+  } finally {
+    await t.stop();
+  }
+});
+
+Deno.test("leader election: only the lease holder answers permits; the other is not ready", async () => {
+  await using fake = new FakeApiServer();
+  seedNode(fake, "n1", "4", "16Gi");
+  seedVm(fake, "a", { cpu: 1, slots: 1, node: "n1", approved: `{"vCPUs":1,"mem":"1Gi"}` });
+  const le = (identity: string) => ({ namespace: "kube-system", name: "sched-test", identity });
+  const one = await startApp(fake, {}, le("one"));
+  const two = await startApp(fake, {}, le("two"));
+  try {
+    await waitFor(() => [one, two].some((x) => x.logger.lines.some((l) => l.msg === "Leading")));
+    await new Promise((r) => setTimeout(r, 100));
+    const leaders = [one, two].filter((x) => x.logger.lines.some((l) => l.msg === "Leading"));
+    assert.equal(leaders.length, 1);
+    const follower = leaders[0] === one ? two : one;
+    const req = () => permitRequest(agentReq("a-pod", 1, "1Gi", { vCPUs: 1, mem: "1Gi" }));
+    assert.equal(
+      await (await leaders[0]!.app.mainHandler(req())).text(),
+      `{"permit":{"vCPUs":1,"mem":"1Gi"}}`,
+    );
+    const f = await follower.app.mainHandler(req());
+    assert.equal(f.status, 503);
+    await f.body?.cancel();
+    const ready = await follower.app.opsHandler(new Request("http://x/readyz"));
+    assert.equal(ready.status, 503);
+    await ready.body?.cancel();
+  } finally {
+    await one.stop();
+    await two.stop();
   }
 });
