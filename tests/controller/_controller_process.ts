@@ -30,6 +30,11 @@ export async function applyCrds(env: ClusterEnv): Promise<void> {
     "crd/virtualmachines.vm.neon.tech",
     "--timeout=60s",
   ]);
+  // kubectl's discovery cache may lag a freshly established CRD: wait until it resolves.
+  await waitFor("VirtualMachine kind in discovery", 60_000, async () => {
+    const r = await kubectl(env, ["get", "virtualmachines.vm.neon.tech", "-A"]);
+    return r.code === 0 ? true : undefined;
+  });
 }
 
 /** A running controller process; dispose to stop it (SIGTERM) and collect its log. */
@@ -94,7 +99,15 @@ export async function getVm(
   ns: string,
   name: string,
 ): Promise<Record<string, unknown> | undefined> {
-  const r = await kubectl(env, ["-n", ns, "get", "virtualmachine", name, "-o", "json"]);
+  const r = await kubectl(env, [
+    "-n",
+    ns,
+    "get",
+    "virtualmachines.vm.neon.tech",
+    name,
+    "-o",
+    "json",
+  ]);
   if (r.code !== 0) {
     if (/NotFound/.test(r.stderr)) return undefined;
     throw new Error(`kubectl get vm failed: ${r.stderr}`);
