@@ -57,6 +57,11 @@ export async function readLimited(req: Request, limit: number): Promise<Uint8Arr
     return undefined;
   }
   if (req.body === null) return new Uint8Array();
+  if (Number.isFinite(declared)) {
+    // Length known and within the limit: read it in one go (the common case).
+    const buf = new Uint8Array(await req.arrayBuffer());
+    return buf.byteLength > limit ? undefined : buf;
+  }
   const reader = req.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
