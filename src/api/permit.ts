@@ -9,6 +9,8 @@ import { z } from "zod";
 import { ParseError } from "../lib/errors.ts";
 import {
   encodeResources,
+  parseBytes,
+  parseMilliCpu,
   type Resources,
   ResourcesSchema,
   type ResourcesWire,
@@ -175,7 +177,82 @@ export function safeParseWith<T>(
 
 /** Parses a decoded JSON value as an AgentRequest. */
 export function parseAgentRequest(input: unknown): ParseResult<AgentRequest> {
+  // Hot path (thousands of requests per second): a hand check of the usual shape, falling back
+  // to the zod schema — the reference of what is valid — for anything else or any error.
+  const fast = fastAgentRequest(input);
+  if (fast !== undefined) return { ok: true, value: fast };
   return safeParseWith(AgentRequestSchema, "AgentRequest", input);
+}
+
+const QUANTITY_CACHE_MAX = 4096;
+const cpuCache = new Map<string | number, number | undefined>();
+const memCache = new Map<string | number, number | undefined>();
+
+function cached(
+  cache: Map<string | number, number | undefined>,
+  v: string | number,
+  parse: (v: string | number) => number | undefined,
+): number | undefined {
+  if (cache.has(v)) return cache.get(v);
+  const r = parse(v);
+  if (cache.size < QUANTITY_CACHE_MAX) cache.set(v, r);
+  return r;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function fastResources(v: unknown): Resources | undefined {
+  if (!isRecord(v)) return undefined;
+  const c = v.vCPUs;
+  const m = v.mem;
+  if (
+    (typeof c !== "string" && typeof c !== "number") ||
+    (typeof m !== "string" && typeof m !== "number")
+  ) {
+    return undefined;
+  }
+  const vCPUs = cached(cpuCache, c, parseMilliCpu);
+  const mem = cached(memCache, m, parseBytes);
+  if (vCPUs === undefined || mem === undefined || vCPUs < 0 || mem < 0) return undefined;
+  return { vCPUs, mem };
+}
+
+function fastAgentRequest(v: unknown): AgentRequest | undefined {
+  if (!isRecord(v)) return undefined;
+  const pv = v.protoVersion;
+  if (typeof pv !== "number" || !Number.isSafeInteger(pv) || pv < 0) return undefined;
+  const pod = v.pod;
+  if (!isRecord(pod) || typeof pod.namespace !== "string" || typeof pod.name !== "string") {
+    return undefined;
+  }
+  const computeUnit = fastResources(v.computeUnit);
+  const resources = fastResources(v.resources);
+  if (computeUnit === undefined || resources === undefined) return undefined;
+  let lastPermit: Resources | null = null;
+  if (v.lastPermit !== null && v.lastPermit !== undefined) {
+    const lp = fastResources(v.lastPermit);
+    if (lp === undefined) return undefined;
+    lastPermit = lp;
+  }
+  let metrics: Metrics | null = null;
+  if (v.metrics !== null && v.metrics !== undefined) {
+    const mt = v.metrics;
+    if (!isRecord(mt) || typeof mt.loadAvg1M !== "number" || !Number.isFinite(mt.loadAvg1M)) {
+      return undefined;
+    }
+    if (mt.loadAvg5M !== undefined || mt.memoryUsageBytes !== undefined) return undefined;
+    metrics = { loadAvg1M: mt.loadAvg1M };
+  }
+  return {
+    protoVersion: pv,
+    pod: { namespace: pod.namespace, name: pod.name },
+    computeUnit,
+    resources,
+    lastPermit,
+    metrics,
+  };
 }
 
 /** Parses a decoded JSON value as a PluginResponse. */

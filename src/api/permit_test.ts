@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
   type AgentRequest,
+  AgentRequestSchema,
   CURRENT_PROTO_VERSION,
   encodeAgentRequest,
   encodePluginResponse,
@@ -142,5 +143,45 @@ Deno.test("property: parsers never throw on arbitrary JSON", () => {
       if (!b.ok) assert.equal(b.error.name, "ParseError");
     }),
     { numRuns: 2000 },
+  );
+});
+
+Deno.test("property: the fast AgentRequest path agrees with the zod schema", () => {
+  const q = fc.oneof(
+    fc.integer({ min: -5, max: 5000 }),
+    fc.constantFrom("250m", "1Gi", "0.5", "4Gi", "1536Mi", "-1", "x", "", "1e3"),
+  );
+  const res = fc.oneof(
+    fc.record({ vCPUs: q, mem: q }),
+    fc.constant(null),
+    fc.constant(undefined),
+    fc.jsonValue(),
+  );
+  fc.assert(
+    fc.property(
+      fc.record({
+        protoVersion: fc.oneof(fc.integer({ min: -1, max: 9 }), fc.double(), fc.string()),
+        pod: fc.oneof(
+          fc.record({ namespace: fc.string(), name: fc.string() }),
+          fc.jsonValue(),
+        ),
+        computeUnit: res,
+        resources: res,
+        lastPermit: res,
+        metrics: fc.oneof(
+          fc.constant(null),
+          fc.record({ loadAvg1M: fc.double({ noNaN: true }) }),
+          fc.record({ loadAvg1M: fc.double({ noNaN: true }), loadAvg5M: fc.double() }),
+          fc.jsonValue(),
+        ),
+      }, { requiredKeys: [] }),
+      (input) => {
+        const viaParser = parseAgentRequest(input);
+        const viaZod = AgentRequestSchema.safeParse(input);
+        assert.equal(viaParser.ok, viaZod.success, JSON.stringify(input));
+        if (viaParser.ok && viaZod.success) assert.deepEqual(viaParser.value, viaZod.data);
+      },
+    ),
+    { numRuns: 3000 },
   );
 });
