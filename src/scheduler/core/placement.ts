@@ -38,7 +38,12 @@ function fmtMem(b: number): string {
 }
 
 /** Checks whether `info` fits `node` (excluding any place it already holds there). */
-export function checkFit(state: ClusterState, node: string, info: PodInfo): FitResult {
+export function checkFit(
+  state: ClusterState,
+  node: string,
+  info: PodInfo,
+  need: Res = podUnits(state, info),
+): FitResult {
   const n: NodeEntry | undefined = state.nodes.get(node);
   if (n?.info === undefined) {
     return { fits: false, reason: "node is not known to autoscale-scheduler" };
@@ -51,7 +56,6 @@ export function checkFit(state: ClusterState, node: string, info: PodInfo): FitR
       mem: used.mem - existing.contribution.units.mem,
     };
   }
-  const need = podUnits(state, info);
   const after = add(used, need);
   const total = n.info.total;
   if (fitsIn(after, total)) return { fits: true, used: after, total };
@@ -81,8 +85,9 @@ export function filterNodes(
 ): { fit: string[]; failed: Record<string, string> } {
   const fit: string[] = [];
   const failed: Record<string, string> = {};
+  const need = podUnits(state, info);
   for (const name of nodeNames) {
-    const r = checkFit(state, name, info);
+    const r = checkFit(state, name, info, need);
     if (r.fits) fit.push(name);
     else failed[name] = r.reason;
   }
@@ -105,8 +110,9 @@ export function scoreNode(
   info: PodInfo,
   cfg: ScoringConfig,
   maxScore: number,
+  need: Res = podUnits(state, info),
 ): number {
-  const r = checkFit(state, node, info);
+  const r = checkFit(state, node, info, need);
   if (!r.fits) return 0;
   const part = (used: number, total: number, maxTotal: number): number => {
     if (total <= 0 || maxTotal <= 0) return 0;
@@ -129,8 +135,9 @@ export function prioritize(
   maxScore: number,
   random: () => number,
 ): { host: string; score: number }[] {
+  const need = podUnits(state, info);
   return nodeNames.map((host) => {
-    let score = scoreNode(state, host, info, cfg, maxScore);
+    let score = scoreNode(state, host, info, cfg, maxScore, need);
     if (cfg.randomize && score > 0) score = 1 + Math.floor(random() * score);
     return { host, score };
   });
