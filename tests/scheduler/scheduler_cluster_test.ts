@@ -182,6 +182,34 @@ Deno.test("the upstream kube-scheduler places VM and plain pods through our exte
             : undefined,
         ),
     );
+    // A plain pod (accounted by its requests) goes the same way.
+    await ok(
+      env,
+      ["apply", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name: "plain", namespace: ns },
+        spec: {
+          schedulerName,
+          terminationGracePeriodSeconds: 1,
+          containers: [{
+            name: "main",
+            image: "localhost/neonvm-ts/runtime:dev",
+            imagePullPolicy: "Never",
+            command: ["sleep", "3600"],
+            resources: { requests: { cpu: "100m", memory: "32Mi" } },
+          }],
+        },
+      }),
+    );
+    await waitFor("plain pod bound", 60_000, () => podNode(env, ns, "plain"));
+    await waitFor("plain bind logged", 10_000, () =>
+      Promise.resolve(
+        sched.log.some((l) => l.includes("Bound pod") && l.includes(`${ns}/plain`))
+          ? true
+          : undefined,
+      ));
     // The agent's first request is answered and recorded on the VM.
     const r = await post(`${sched.url}/`, permitBody(ns, "vm-a-pod", "250m", "1Gi", null));
     assert.equal(r.status, 200, r.text);
