@@ -17,6 +17,7 @@ import { DETERMINISTIC_TAR, writeDockerArchive } from "../images/docker_archive.
 import { exists, run, sha256File, writeStdout } from "../cluster/exec.ts";
 import {
   GUEST_MODULES,
+  guestBlkidShim,
   guestInittab,
   guestPowerButtonAction,
   guestReporter,
@@ -135,6 +136,7 @@ async function buildRootDisk(work: string, out: string): Promise<void> {
   await writeExec(`${root}/neonvm/bin/vmshutdown`, guestVmshutdown());
   await writeExec(`${root}/neonvm/bin/reporter`, guestReporter());
   await writeExec(`${root}/neonvm/bin/uevent-hook`, guestUeventHook());
+  await writeExec(`${root}/neonvm/bin/blkid`, guestBlkidShim());
   await writeExec(`${root}/neonvm/acpi/PWRF/00000080`, guestPowerButtonAction());
   const raw = `${work}/root.ext4`;
   await run(["truncate", "-s", "64M", raw], { step: "guest.rootdisk" });

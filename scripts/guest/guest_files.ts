@@ -136,13 +136,13 @@ if [ ! -f $rt/command.sh ] && [ ! -f $rt/args.sh ]; then
   echo "${GUEST_REPORT_PREFIX} no workload" > /dev/console
   exit 0
 fi
+cmd=""
+args=""
+[ -f $rt/command.sh ] && cmd=$(cat $rt/command.sh)
+[ -f $rt/args.sh ] && args=$(cat $rt/args.sh)
 {
   [ -f $rt/env.sh ] && echo ". $rt/env.sh"
-  printf 'exec '
-  [ -f $rt/command.sh ] && cat $rt/command.sh
-  printf ' '
-  [ -f $rt/args.sh ] && cat $rt/args.sh
-  echo
+  printf 'exec %s %s\n' "$cmd" "$args"
 } > /run/vmstarter.sh
 sh /run/vmstarter.sh > /dev/console 2>&1
 echo "${GUEST_REPORT_PREFIX} workload exited status=$?" > /dev/console
@@ -162,6 +162,10 @@ exit 0
 /** `/neonvm/bin/reporter`: prints online CPUs and MemTotal whenever they change. */
 export function guestReporter(): string {
   return `#!/neonvm/bin/sh
+interval=0.3
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in neonvm.report_interval=*) interval="\${arg#neonvm.report_interval=}" ;; esac
+done
 last=""
 while true; do
   online=$(cat /sys/devices/system/cpu/online)
@@ -178,8 +182,20 @@ while true; do
     echo "${GUEST_REPORT_PREFIX} $cur" > /dev/console
     last="$cur"
   fi
-  sleep 0.3
+  sleep "$interval"
 done
+`;
+}
+
+/**
+ * `/neonvm/bin/blkid`: the subset mounts.sh uses (`blkid -L <label>`), on busybox `findfs`
+ * (the reference's guests ship util-linux blkid).
+ */
+export function guestBlkidShim(): string {
+  return `#!/neonvm/bin/sh
+if [ "$1" = "-L" ] && [ -n "$2" ]; then exec /neonvm/bin/findfs "LABEL=$2"; fi
+echo "blkid shim: only -L LABEL is supported" >&2
+exit 2
 `;
 }
 

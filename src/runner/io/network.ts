@@ -14,6 +14,15 @@ export interface NetworkHandle extends AsyncDisposable {
   readonly dnsmasq: Deno.ChildProcess;
 }
 
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function ensureTun(logger: Logger): Promise<void> {
   try {
     await Deno.stat("/dev/net/tun");
@@ -35,8 +44,17 @@ export async function applyNetworkPlan(
   for (const cmd of plan.commands) await runCommand(cmd, { logger });
   const hosts = options.hostsFile ?? "/etc/hosts";
   await Deno.writeTextFile(hosts, plan.hostsLine + "\n", { append: true });
-  const dnsmasq = new Deno.Command(options.dnsmasqBin ?? "dnsmasq", {
-    args: ["--keep-in-foreground", "--log-facility=-", ...plan.dnsmasqArgs],
+  const argv = [
+    options.dnsmasqBin ?? "dnsmasq",
+    "--keep-in-foreground",
+    "--log-facility=-",
+    ...plan.dnsmasqArgs,
+  ];
+  // dnsmasq must not outlive the runner (it would keep the pod's log pipe open).
+  if (await exists("/usr/bin/setpriv")) argv.unshift("setpriv", "--pdeathsig", "KILL", "--");
+  const [bin, ...args] = argv;
+  const dnsmasq = new Deno.Command(bin!, {
+    args,
     stdin: "null",
     stdout: "null",
     stderr: "inherit",

@@ -14,9 +14,9 @@ import { connectQmp } from "../../lib/qmp/client.ts";
 import { quit, systemPowerdown } from "../../lib/qmp/commands.ts";
 import { TaskGroup } from "../../lib/task_group.ts";
 import type { RunnerConfig } from "../config.ts";
-import { planDisks } from "../core/disks.ts";
+import { type DiskPlan, planDisks } from "../core/disks.ts";
 import { localMac, parseResolvConf, planNetwork, type QemuNic } from "../core/network.ts";
-import { runnerPaths } from "../core/paths.ts";
+import { type RunnerPaths, runnerPaths } from "../core/paths.ts";
 import { type Accelerator, buildKernelCmdline, buildQemuArgs } from "../core/qemu_args.ts";
 import { createQemuCgroup, type QemuCgroup } from "./cgroup.ts";
 import { httpDaemonClient } from "./daemon_client.ts";
@@ -154,6 +154,21 @@ export async function runRunner(cfg: RunnerConfig, env: RunnerEnv): Promise<Runn
   } else {
     log.warn("pod networking skipped (-skip-network): the guest has no NIC");
   }
+  try {
+    return await startVm(cfg, env, { paths, disks, nics });
+  } finally {
+    if (network) await network[Symbol.asyncDispose]();
+  }
+}
+
+async function startVm(
+  cfg: RunnerConfig,
+  env: RunnerEnv,
+  prep: { paths: RunnerPaths; disks: DiskPlan; nics: readonly QemuNic[] },
+): Promise<RunnerOutcome> {
+  const log = env.logger;
+  const spec = cfg.spec;
+  const { paths, disks, nics } = prep;
 
   // 4. QEMU command line.
   const accel = await detectAccelerator(cfg.accel, spec.enableAcceleration);
@@ -311,7 +326,6 @@ export async function runRunner(cfg: RunnerConfig, env: RunnerEnv): Promise<Runn
   await tasks.wait().catch((error) => log.warn("background task ended with an error", { error }));
   stopHttp.abort();
   await server.finished;
-  if (network) await network[Symbol.asyncDispose]();
 
   let outcome: RunnerOutcome;
   const s: { forced: boolean } | undefined = shutdown;
