@@ -152,7 +152,10 @@ ${cri}
   stream_server_port = "0"
   enable_selinux = false
   disable_apparmor = true
-  restrict_oom_score_adj = false
+  # Nothing on this machine may lower an oom_score_adj (CAP_SYS_RESOURCE is not in the bounding
+  # set), while the kubelet asks for -998 on sandboxes and -997 on Guaranteed pods; clamp instead
+  # of failing in runc ("failed to update /proc/self/oom_score_adj: Permission denied").
+  restrict_oom_score_adj = true
   max_container_log_line_size = 16384
 
 ${cri.slice(0, -1)}.containerd]
@@ -245,6 +248,8 @@ export function kubeletConfig(n: NodeLayout, pki: string): string {
       runtimeRequestTimeout: "10m",
       shutdownGracePeriod: "0s",
       protectKernelDefaults: false,
+      // The kubelet cannot lower its own score here either (see containerdConfig).
+      oomScoreAdj: 0,
       featureGates: {},
     },
     null,

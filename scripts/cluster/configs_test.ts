@@ -41,6 +41,7 @@ Deno.test("containerd config isolates the node and uses the local pause image", 
   assert.match(t, /address = "\/run\/neonvm-ts\/node-1\/containerd.sock"/);
   assert.match(t, /Root = "\/run\/neonvm-ts\/node-1\/runc"/);
   assert.match(t, /SystemdCgroup = false/);
+  assert.match(t, /restrict_oom_score_adj = true/);
   assert.ok(t.includes(`sandbox_image = "${PAUSE_IMAGE}"`));
   assert.ok(!t.includes("node-0"));
 });

@@ -101,11 +101,10 @@ export async function upControlPlane(dir: string, binDir: string, log: Logger): 
     logFile: `${p.logs}/kube-controller-manager.log`,
     pidDir: p.pids,
   });
-  await Deno.writeTextFile(
-    `${dir}/scheduler.yaml`,
-    schedulerConfig(`${dir}/scheduler.kubeconfig`),
-  );
+  const schedConfig = schedulerConfig(`${dir}/scheduler.kubeconfig`);
+  await Deno.writeTextFile(`${dir}/scheduler.yaml`, schedConfig);
   const sched = await startDaemon({
+    configText: schedConfig,
     name: "kube-scheduler",
     cmd: schedulerCmd(binDir, `${dir}/scheduler.yaml`, `${dir}/scheduler.kubeconfig`),
     logFile: `${p.logs}/kube-scheduler.log`,

@@ -84,7 +84,8 @@ export async function upNode(
   await ensureCgroupRoot(n);
   log.info("network and cgroups ready", { ip: n.ip, podCidr: n.podCidr, netns: n.netns });
 
-  await Deno.writeTextFile(`${n.dir}/containerd.toml`, containerdConfig(n));
+  const ctrConfig = containerdConfig(n);
+  await Deno.writeTextFile(`${n.dir}/containerd.toml`, ctrConfig);
   await Deno.writeTextFile(`${n.dir}/cni/10-nvts.conflist`, cniConfig(n));
   const ctrLog = `${ctx.logs}/${n.name}-containerd.log`;
   const ctr = await startDaemon({
@@ -93,6 +94,7 @@ export async function upNode(
     logFile: ctrLog,
     pidDir: ctx.pids,
     netns: n.netns,
+    configText: ctrConfig,
   });
   await waitFor(`${n.name}.containerd`, "containerd socket", async () => {
     if (!(await pidRuns(ctr.pid, "containerd"))) {
@@ -119,13 +121,15 @@ export async function upNode(
     });
   }
 
-  await Deno.writeTextFile(`${n.dir}/kubelet.json`, kubeletConfig(n, ctx.pki));
+  const klConfig = kubeletConfig(n, ctx.pki);
+  await Deno.writeTextFile(`${n.dir}/kubelet.json`, klConfig);
   const kl = await startDaemon({
     name: `${n.name}-kubelet`,
     cmd: kubeletCmd(ctx.binDir, n, `${n.dir}/kubelet.json`, `${n.dir}/kubelet.kubeconfig`),
     logFile: `${ctx.logs}/${n.name}-kubelet.log`,
     pidDir: ctx.pids,
     netns: n.netns,
+    configText: klConfig,
   });
   log.info(kl.started ? "kubelet started" : "kubelet running", { pid: kl.pid });
 }

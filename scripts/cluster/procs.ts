@@ -5,7 +5,7 @@
  * is the one it started (pid and binary name must both match).
  * @module
  */
-import { exists, run, sleep, StepError } from "./exec.ts";
+import { exists, run, sha256Hex, sleep, StepError } from "./exec.ts";
 
 /** A background process to start. */
 export interface DaemonSpec {
@@ -19,6 +19,8 @@ export interface DaemonSpec {
   pidDir: string;
   /** Network namespace (under /run/netns) to run in; only the network namespace is switched. */
   netns?: string;
+  /** Config file contents the process reads; a change restarts a running process. */
+  configText?: string;
 }
 
 /** The pid file of daemon `name`. */
@@ -65,12 +67,26 @@ export async function runningPid(
   return pid !== undefined && await pidRuns(pid, bin) ? pid : undefined;
 }
 
-/** Starts `spec` detached unless already running; returns its pid and whether it was started. */
+/** Fingerprint of a daemon's command line and config, stored next to its pid file. */
+async function fingerprint(spec: DaemonSpec): Promise<string> {
+  return await sha256Hex(JSON.stringify([spec.cmd, spec.netns ?? "", spec.configText ?? ""]));
+}
+
+/**
+ * Starts `spec` detached unless already running with the same command line and config (a
+ * changed one is restarted); returns its pid and whether it was started.
+ */
 export async function startDaemon(spec: DaemonSpec): Promise<{ pid: number; started: boolean }> {
   const bin = spec.cmd[0];
   if (!bin) throw new StepError(spec.name, "empty command");
+  const fp = await fingerprint(spec);
+  const fpFile = `${pidFile(spec.pidDir, spec.name)}.config`;
   const existing = await runningPid(spec.pidDir, spec.name, bin);
-  if (existing !== undefined) return { pid: existing, started: false };
+  if (existing !== undefined) {
+    const recorded = await Deno.readTextFile(fpFile).catch(() => "");
+    if (recorded.trim() === fp) return { pid: existing, started: false };
+    await stopDaemon(spec.pidDir, spec.name, bin);
+  }
   if (!(await exists(bin))) throw new StepError(spec.name, `binary ${bin} is missing`);
   await Deno.mkdir(spec.pidDir, { recursive: true });
   const pf = pidFile(spec.pidDir, spec.name);
@@ -96,7 +112,10 @@ export async function startDaemon(spec: DaemonSpec): Promise<{ pid: number; star
   const deadline = Date.now() + 5000;
   while (Date.now() < deadline) {
     const pid = await readPid(spec.pidDir, spec.name);
-    if (pid !== undefined && await pidRuns(pid, bin)) return { pid, started: true };
+    if (pid !== undefined && await pidRuns(pid, bin)) {
+      await Deno.writeTextFile(fpFile, fp + "\n");
+      return { pid, started: true };
+    }
     await sleep(50);
   }
   throw new StepError(spec.name, `process did not start`, { logFile: spec.logFile });
@@ -122,5 +141,6 @@ export async function stopDaemon(
     stopped = true;
   }
   await Deno.remove(pidFile(pidDir, name)).catch(() => {});
+  await Deno.remove(`${pidFile(pidDir, name)}.config`).catch(() => {});
   return stopped;
 }
