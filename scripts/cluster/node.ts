@@ -131,6 +131,23 @@ export async function upNode(
     netns: n.netns,
     configText: klConfig,
   });
+  const klLog = `${ctx.logs}/${n.name}-kubelet.log`;
+  await waitFor(`${n.name}.kubelet`, "kubelet /healthz", async () => {
+    if (!(await pidRuns(kl.pid, "kubelet"))) {
+      throw new StepError(`${n.name}.kubelet`, "kubelet exited", { logFile: klLog });
+    }
+    const r = await run([
+      "nsenter",
+      `--net=/run/netns/${n.netns}`,
+      "--",
+      "curl",
+      "-s",
+      "--max-time",
+      "2",
+      "http://127.0.0.1:10248/healthz",
+    ], { step: `${n.name}.kubelet`, allowFail: true });
+    return r.code === 0 && r.stdout.trim() === "ok";
+  }, { timeoutMs: 90_000, intervalMs: 500, logFile: klLog });
   log.info(kl.started ? "kubelet started" : "kubelet running", { pid: kl.pid });
 }
 
