@@ -12,6 +12,11 @@ export PATH=/usr/local/go/bin:$PATH
 export GOFLAGS=-mod=mod
 export CGO_ENABLED=0
 
+mkdir -p "$CACHE/bin"
+# One build at a time: a second caller waits for the first, then finds the binaries cached.
+exec 9>"$CACHE/bin/.build.lock"
+flock 9
+
 progress() { printf '{"ts":"%s","level":"info","logger":"build-k8s-bins","msg":"%s"%s}\n' "$(date -u +%FT%T.%3NZ)" "$1" "${2:-}"; }
 
 want=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet etcd)
