@@ -23,6 +23,8 @@ const USAGE = `Usage: scheduler [options]
   --leader-elect                use a Lease so only one replica decides (default off)
   --leader-elect-namespace <ns> (default $POD_NAMESPACE or kube-system)
   --leader-elect-name <name>    (default autoscale-scheduler-extender)
+  --disable-migrations          never create VirtualMachineMigrations
+  --migration-namespaces <a,b>  only migrate VMs in these namespaces (default: all)
   --log-level <debug|info|warn|error>`;
 
 function splitAddr(addr: string, what: string): { hostname: string; port: number } {
@@ -66,6 +68,8 @@ async function main(): Promise<number> {
       "leader-elect-namespace": { type: "string" },
       "leader-elect-name": { type: "string", default: "autoscale-scheduler-extender" },
       "log-level": { type: "string", default: "info" },
+      "disable-migrations": { type: "boolean", default: false },
+      "migration-namespaces": { type: "string" },
       help: { type: "boolean", default: false },
     },
     strict: true,
@@ -97,6 +101,10 @@ async function main(): Promise<number> {
     logger,
     clock: systemClock,
     random: Math.random,
+    disableMigrations: values["disable-migrations"],
+    migrationNamespaces: values["migration-namespaces"] === undefined
+      ? undefined
+      : new Set(values["migration-namespaces"].split(",").map((x) => x.trim()).filter((x) => x)),
     leaderElection: values["leader-elect"]
       ? {
         namespace: values["leader-elect-namespace"] ?? Deno.env.get("POD_NAMESPACE") ??

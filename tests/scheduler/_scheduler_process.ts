@@ -100,6 +100,7 @@ export async function startScheduler(
   dir: string,
   schedulerName: string,
   port: number,
+  extraArgs: string[] = [],
 ): Promise<SchedulerProc & { readyAfterMs: number }> {
   const configPath = `${dir}/autoscale-enforcer-config.json`;
   await Deno.writeTextFile(configPath, JSON.stringify({ schedulerName, watermark: 0.9 }));
@@ -113,6 +114,7 @@ export async function startScheduler(
     `--config=${configPath}`,
     `--listen-addr=127.0.0.1:${port}`,
     `--metrics-addr=127.0.0.1:${opsPort}`,
+    ...extraArgs,
   ]);
   const opsUrl = `http://127.0.0.1:${opsPort}`;
   const deadline = Date.now() + 60_000;
@@ -207,16 +209,22 @@ export function vmManifest(
   cpu: string,
   slots: number,
   maxSlots = 16,
+  slotSize = "1Gi",
+  labels: Record<string, string> = {},
 ): Record<string, unknown> {
   return {
     apiVersion: "vm.neon.tech/v1",
     kind: "VirtualMachine",
-    metadata: { name, namespace: ns, labels: { "autoscaling.neon.tech/enabled": "true" } },
+    metadata: {
+      name,
+      namespace: ns,
+      labels: { "autoscaling.neon.tech/enabled": "true", ...labels },
+    },
     spec: {
       guest: {
         cpus: { min: "250m", max: 4, use: cpu },
         memorySlots: { min: 1, max: maxSlots, use: slots },
-        memorySlotSize: "1Gi",
+        memorySlotSize: slotSize,
         rootDisk: { image: "localhost/neonvm-ts/test-guest:dev" },
       },
     },
@@ -235,6 +243,9 @@ export function runnerPodManifest(
   cpuUse: string,
   slots: number,
   maxSlots = 16,
+  slotSize = "1Gi",
+  labels: Record<string, string> = {},
+  nodeName?: string,
 ): Record<string, unknown> {
   return {
     apiVersion: "v1",
@@ -242,12 +253,16 @@ export function runnerPodManifest(
     metadata: {
       name: `${vm.name}-pod`,
       namespace: ns,
-      labels: { "vm.neon.tech/name": vm.name, "autoscaling.neon.tech/enabled": "true" },
+      labels: {
+        "vm.neon.tech/name": vm.name,
+        "autoscaling.neon.tech/enabled": "true",
+        ...labels,
+      },
       annotations: {
         "vm.neon.tech/resources": JSON.stringify({
           cpus: { min: "250m", max: 4, use: cpuUse },
           memorySlots: { min: 1, max: maxSlots, use: slots },
-          memorySlotSize: "1Gi",
+          memorySlotSize: slotSize,
         }),
       },
       ownerReferences: [{
@@ -260,6 +275,7 @@ export function runnerPodManifest(
     },
     spec: {
       schedulerName,
+      ...(nodeName ? { nodeSelector: { "kubernetes.io/hostname": nodeName } } : {}),
       terminationGracePeriodSeconds: 1,
       containers: [{
         name: "neonvm-runner",

@@ -108,8 +108,15 @@ async function createVmWithPod(
   cpu: string,
   slots: number,
   maxSlots = 16,
+  slotSize = "1Gi",
+  labels: Record<string, string> = {},
+  nodeName?: string,
 ): Promise<void> {
-  await ok(env, ["apply", "-f", "-"], JSON.stringify(vmManifest(name, ns, cpu, slots, maxSlots)));
+  await ok(
+    env,
+    ["apply", "-f", "-"],
+    JSON.stringify(vmManifest(name, ns, cpu, slots, maxSlots, slotSize, labels)),
+  );
   const uid = (await ok(env, [
     "-n",
     ns,
@@ -123,7 +130,19 @@ async function createVmWithPod(
   await ok(
     env,
     ["apply", "-f", "-"],
-    JSON.stringify(runnerPodManifest({ name, uid }, ns, schedulerName, cpu, slots, maxSlots)),
+    JSON.stringify(
+      runnerPodManifest(
+        { name, uid },
+        ns,
+        schedulerName,
+        cpu,
+        slots,
+        maxSlots,
+        slotSize,
+        labels,
+        nodeName,
+      ),
+    ),
   );
 }
 
@@ -161,7 +180,9 @@ async function post(url: string, body: string): Promise<{ status: number; text: 
 
 Deno.test("the upstream kube-scheduler places VM and plain pods through our extender", async () => {
   await withSetup(async (env, ns, schedulerName, dir, port) => {
-    await using sched = await startScheduler(env, dir, schedulerName, port);
+    await using sched = await startScheduler(env, dir, schedulerName, port, [
+      `--migration-namespaces=${ns}`,
+    ]);
     await using _ks = await startKubeScheduler(env, dir, schedulerName, sched.url);
     await createVmWithPod(env, ns, schedulerName, "vm-a", "250m", 1);
     const node = await waitFor(
@@ -220,7 +241,9 @@ Deno.test("the upstream kube-scheduler places VM and plain pods through our exte
 
 Deno.test("a pod that does not fit stays Pending with our reason in its events", async () => {
   await withSetup(async (env, ns, schedulerName, dir, port) => {
-    await using sched = await startScheduler(env, dir, schedulerName, port);
+    await using sched = await startScheduler(env, dir, schedulerName, port, [
+      `--migration-namespaces=${ns}`,
+    ]);
     await using _ks = await startKubeScheduler(env, dir, schedulerName, sched.url);
     // 512 GiB of VM memory: its container requests are tiny (so upstream NodeResourcesFit passes)
     // but our accounting counts the VM's size.
@@ -252,7 +275,9 @@ Deno.test("a pod that does not fit stays Pending with our reason in its events",
 
 Deno.test("SIGKILL mid-upscale loses and repeats nothing; grants again within 15 s of restart", async () => {
   await withSetup(async (env, ns, schedulerName, dir, port) => {
-    let sched = await startScheduler(env, dir, schedulerName, port);
+    let sched = await startScheduler(env, dir, schedulerName, port, [
+      `--migration-namespaces=${ns}`,
+    ]);
     const ks = await startKubeScheduler(env, dir, schedulerName, sched.url);
     try {
       await createVmWithPod(env, ns, schedulerName, "vm-k", "250m", 1);
@@ -278,7 +303,9 @@ Deno.test("SIGKILL mid-upscale loses and repeats nothing; grants again within 15
         }
         // Restart and measure how long until the same increase is granted again.
         const restartAt = Date.now();
-        sched = await startScheduler(env, dir, schedulerName, port);
+        sched = await startScheduler(env, dir, schedulerName, port, [
+          `--migration-namespaces=${ns}`,
+        ]);
         const granted = await waitFor("grant after restart", 30_000, async () => {
           const r = await post(url(), body).catch(() => undefined);
           return r?.status === 200 ? r : undefined;
@@ -320,5 +347,122 @@ Deno.test("SIGKILL mid-upscale loses and repeats nothing; grants again within 15
       await ks[Symbol.asyncDispose]();
       await sched[Symbol.asyncDispose]();
     }
+  });
+});
+
+function metricValue(metrics: string, name: string, node: string, field: string): number {
+  const re = new RegExp(`${name}\\{node="${node}",field="${field}"\\} ([0-9.e+-]+)`);
+  return Number(re.exec(metrics)?.[1]);
+}
+
+Deno.test("memory above the watermark starts a labelled migration of the oldest VM; a finished one is deleted", async () => {
+  await withSetup(async (env, ns, schedulerName, dir, port) => {
+    await using sched = await startScheduler(env, dir, schedulerName, port, [
+      `--migration-namespaces=${ns}`,
+    ]);
+    await using _ks = await startKubeScheduler(env, dir, schedulerName, sched.url);
+    const node = env.nodes[0]!.name;
+    const metrics = await (await fetch(`${sched.opsUrl}/metrics`)).text();
+    const mem = "autoscaling_plugin_node_mem_resources_current";
+    const total = metricValue(metrics, mem, node, "Total");
+    const reserved = metricValue(metrics, mem, node, "Reserved");
+    const watermark = metricValue(metrics, mem, node, "Watermark");
+    const slot = 256 * 1024 * 1024;
+    // Fill to just below the watermark with VMs that may not move, then add a movable one
+    // (older creation time) that crosses it; everything still fits the node.
+    const gapSlots = Math.floor((watermark - reserved) / slot);
+    assert.ok(reserved + (gapSlots + 1) * slot <= total, "node too full for this test");
+    const migratable = { "autoscaling.neon.tech/auto-migration-enabled": "true" };
+    await createVmWithPod(
+      env,
+      ns,
+      schedulerName,
+      "mover",
+      "250m",
+      1,
+      512,
+      "256Mi",
+      migratable,
+      node,
+    );
+    await waitFor("mover bound", 60_000, () => podNode(env, ns, "mover-pod"));
+    let left = gapSlots;
+    for (let i = 0; left > 0; i++) {
+      const n = Math.min(500, left);
+      await createVmWithPod(
+        env,
+        ns,
+        schedulerName,
+        `filler-${i}`,
+        "250m",
+        n,
+        512,
+        "256Mi",
+        {},
+        node,
+      );
+      await waitFor(`filler-${i} bound`, 60_000, () => podNode(env, ns, `filler-${i}-pod`));
+      left -= n;
+    }
+    const migName = "schedplugin-mover-pod";
+    const vmm = await waitFor(
+      "migration created",
+      30_000,
+      async () => {
+        const r = await kubectl(env, [
+          "-n",
+          ns,
+          "get",
+          "virtualmachinemigrations.vm.neon.tech",
+          migName,
+          "-o",
+          "json",
+        ]);
+        return r.code === 0 ? JSON.parse(r.stdout) : undefined;
+      },
+      async () => sched.log.slice(-10).join("\n"),
+    );
+    assert.equal(vmm.metadata.labels["autoscaling.neon.tech/created-by-scheduler"], "true");
+    assert.equal(vmm.spec.vmName, "mover");
+    assert.equal(vmm.spec.preventMigrationToSameHost, true);
+    // Only the movable VM is chosen.
+    const all = await ok(env, [
+      "-n",
+      ns,
+      "get",
+      "virtualmachinemigrations.vm.neon.tech",
+      "-o",
+      "name",
+    ]);
+    assert.equal(all.trim().split("\n").length, 1, all);
+    // The agent of the VM about to move is told so.
+    const r = await post(
+      `${sched.url}/`,
+      permitBody(ns, "mover-pod", "500m", "256Mi", { vCPUs: "250m", mem: "256Mi" }),
+    );
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.text, `{"permit":{"vCPUs":"250m","mem":"256Mi"},"migrate":{}}`);
+    // When the migration finishes, the scheduler deletes it.
+    await kubectl(env, [
+      "-n",
+      ns,
+      "patch",
+      "virtualmachinemigrations.vm.neon.tech",
+      migName,
+      "--subresource=status",
+      "--type=merge",
+      "-p",
+      JSON.stringify({ status: { phase: "Succeeded" } }),
+    ]);
+    await waitFor("finished migration deleted", 30_000, async () => {
+      const g = await kubectl(env, [
+        "-n",
+        ns,
+        "get",
+        "virtualmachinemigrations.vm.neon.tech",
+        migName,
+      ]);
+      return g.code !== 0 && /NotFound/.test(g.stderr) ? true : undefined;
+    });
   });
 });

@@ -58,7 +58,11 @@ export interface MigrationChoice {
  * node's watermark on either resource (it would push any similar node over too) or which holds
  * none of a resource under pressure; stops when nothing is left unaccounted.
  */
-export function planMigrations(state: ClusterState, node: string): MigrationChoice[] {
+export function planMigrations(
+  state: ClusterState,
+  node: string,
+  allowNamespace: (namespace: string) => boolean = () => true,
+): MigrationChoice[] {
   const n = state.nodes.get(node);
   const p = nodePressure(state, node);
   if (n?.info === undefined || p === undefined || !anyPositive(p.unaccounted)) return [];
@@ -68,7 +72,7 @@ export function planMigrations(state: ClusterState, node: string): MigrationChoi
     .filter((e) =>
       e.info.vm !== undefined && e.info.vm.migrationAllowed && e.info.vm.role === "none" &&
       e.info.nodeName === node && !isMigrating(state, e) && e.contribution !== undefined &&
-      !e.contribution.ignored
+      !e.contribution.ignored && allowNamespace(e.info.namespace)
     )
     .sort((a, b) =>
       a.info.createdAtMs - b.info.createdAtMs || a.info.name.localeCompare(b.info.name)
@@ -99,8 +103,9 @@ export function startMigrations(
   state: ClusterState,
   node: string,
   now: number,
+  allowNamespace?: (namespace: string) => boolean,
 ): MigrationChoice[] {
-  const chosen = planMigrations(state, node);
+  const chosen = planMigrations(state, node, allowNamespace);
   for (const c of chosen) setMigrationRequested(state, c.podUid, true, now);
   return chosen;
 }

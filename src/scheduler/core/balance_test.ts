@@ -116,3 +116,11 @@ Deno.test("balance: nothing migrates when labels forbid it", () => {
   const s = fill(false);
   assert.deepEqual(planMigrations(s, "n1"), []);
 });
+
+Deno.test("balance: a namespace filter limits which VMs may be chosen", () => {
+  const s = fill();
+  assert.deepEqual(planMigrations(s, "n1", (ns) => ns === "elsewhere"), []);
+  assert.deepEqual(planMigrations(s, "n1", (ns) => ns === "default").map((c) => c.vmName), [
+    "old",
+  ]);
+});

@@ -65,6 +65,10 @@ export interface SchedulerAppOptions {
   leaderElection?: LeaderElectionSettings | undefined;
   /** Informer relist wait after errors; default 3000 ms (reference: 3–5 s). */
   informerRetryMs?: number;
+  /** Never create migrations. */
+  disableMigrations?: boolean;
+  /** Only VMs in these namespaces may be migrated; all when undefined. */
+  migrationNamespaces?: ReadonlySet<string> | undefined;
 }
 
 /** The composed scheduler. */
@@ -109,6 +113,8 @@ export class SchedulerApp {
       clock: o.clock,
       isLeader,
       metrics: this.metrics,
+      disabled: o.disableMigrations ?? false,
+      namespaces: o.migrationNamespaces,
     });
     this.sync.onNodeChanged = (n) => this.migrations.nodeChanged(n);
     const writer = new VmAnnotationWriter({

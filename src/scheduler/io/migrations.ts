@@ -55,6 +55,10 @@ export interface MigrationManagerOptions {
   fullSweepEvery?: number;
   /** Metrics, when exported. */
   metrics?: SchedulerMetrics;
+  /** Disables creating migrations (finished ones are still cleaned up). */
+  disabled?: boolean;
+  /** Only VMs in these namespaces may be chosen; all when undefined. */
+  namespaces?: ReadonlySet<string> | undefined;
 }
 
 /** Balances nodes and cleans up finished migrations. */
