@@ -420,7 +420,7 @@ Deno.test("memory above the watermark starts a labelled migration of the oldest 
         ]);
         return r.code === 0 ? JSON.parse(r.stdout) : undefined;
       },
-      async () => sched.log.slice(-10).join("\n"),
+      () => Promise.resolve(sched.log.slice(-10).join("\n")),
     );
     assert.equal(vmm.metadata.labels["autoscaling.neon.tech/created-by-scheduler"], "true");
     assert.equal(vmm.spec.vmName, "mover");
