@@ -158,6 +158,7 @@ type Op =
   | { t: "vm"; cpuUnits: number; memUnits: number; oc: boolean }
   | { t: "plain"; cpu: number; memUnits: number; ignored: boolean }
   | { t: "delete"; pick: number }
+  | { t: "shrink"; pick: number; percent: number }
   | { t: "request"; pick: number; cpuUnits: number; memUnits: number; crash: number }
   | { t: "flush"; pick: number; lose: boolean }
   | { t: "restart" }
@@ -184,6 +185,14 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     }),
   },
   { weight: 2, arbitrary: fc.record({ t: fc.constant("delete" as const), pick: fc.nat() }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      t: fc.constant("shrink" as const),
+      pick: fc.nat(),
+      percent: fc.integer({ min: 0, max: 100 }),
+    }),
+  },
   {
     weight: 10,
     arbitrary: fc.record({
@@ -266,6 +275,22 @@ function run(w: World, op: Op): void {
         deleteVm(w.state, "default", p.info.vm.vmName);
         w.pending = w.pending.filter((x) => x.vm !== p.info.vm!.vmName);
       }
+      return;
+    }
+    case "shrink": {
+      // In-place resize of a plain pod down (its requests only ever shrink from outside).
+      const plain = [...w.pods.values()].filter((p) => p.info.vm === undefined);
+      const p = pickOf(plain, op.pick);
+      if (p === undefined) return;
+      const r = p.info.requests;
+      p.info = {
+        ...p.info,
+        requests: {
+          cpu: Math.floor((r.cpu * op.percent) / 100),
+          mem: Math.floor((r.mem * op.percent) / 100),
+        },
+      };
+      upsertPod(w.state, p.info);
       return;
     }
     case "request": {
