@@ -60,6 +60,7 @@ const SETTINGS: ReconcileSettings = {
     overheadMilliCpu: 100,
     overheadMemBytes: 256 * MiB,
     runnerPrivileged: false,
+    runnerCapabilities: ["NET_ADMIN", "SYS_ADMIN", "SYS_RESOURCE"],
     devicePluginResources: false,
   },
 };

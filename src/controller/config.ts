@@ -80,6 +80,10 @@ export const ControllerConfigSchema = z.object({
   runnerOverheadCpu: MilliCpuFlag.default(100),
   runnerOverheadMemory: BytesFlag.default(256 * 1024 * 1024),
   runnerPrivileged: z.boolean().default(false),
+  runnerCapabilities: z.string().regex(/^[A-Z_]*(,[A-Z_]+)*$/, {
+    message: "expected a comma list like NET_ADMIN,SYS_ADMIN",
+  }).transform((s) => s.split(",").filter((x) => x !== ""))
+    .prefault("NET_ADMIN,SYS_ADMIN,SYS_RESOURCE"),
   devicePluginResources: z.boolean().default(false),
   namespace: z.string().optional(),
   kubeconfig: z.string().optional(),
@@ -110,6 +114,7 @@ const STRING_FLAGS = [
   "runner-extra-args",
   "runner-overhead-cpu",
   "runner-overhead-memory",
+  "runner-capabilities",
   "namespace",
   "kubeconfig",
   "log-level",
@@ -136,7 +141,7 @@ export const USAGE = `usage: controller [flags]
   reference flags: --${STRING_FLAGS.slice(0, 16).join(" --")}
                    --${BOOL_FLAGS.slice(0, 5).join(" --")}
   ours: --runner-image (env VM_RUNNER_IMAGE) --runner-command --runner-extra-args --runner-overhead-cpu
-        --runner-overhead-memory --runner-privileged --device-plugin-resources --namespace
+        --runner-overhead-memory --runner-capabilities --runner-privileged --device-plugin-resources --namespace
         --kubeconfig --log-level`;
 
 function camel(flag: string): string {

@@ -71,6 +71,7 @@ async function run(config: ControllerConfig, signal: AbortSignal): Promise<void>
         overheadMilliCpu: config.runnerOverheadCpu,
         overheadMemBytes: config.runnerOverheadMemory,
         runnerPrivileged: config.runnerPrivileged,
+        runnerCapabilities: config.runnerCapabilities,
         devicePluginResources: config.devicePluginResources,
       },
     },

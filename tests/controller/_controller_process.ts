@@ -61,6 +61,10 @@ export function startController(
       "--health-probe-bind-address=127.0.0.1:0",
       "--disable-runner-cgroup",
       "--concurrency-limit=4",
+      // The local cluster's nodes lack CAP_SYS_RESOURCE in their bounding set.
+      `--runner-capabilities=${
+        Deno.env.get("NEONVM_RUNNER_CAPABILITIES") ?? "NET_ADMIN,SYS_ADMIN"
+      }`,
       ...extraArgs,
     ],
     stdout: "null",

@@ -16,6 +16,7 @@ export const RUNNER: RunnerPodSettings = {
   overheadMilliCpu: 100,
   overheadMemBytes: 256 * MiB,
   runnerPrivileged: false,
+  runnerCapabilities: ["NET_ADMIN", "SYS_ADMIN", "SYS_RESOURCE"],
   devicePluginResources: false,
 };
 

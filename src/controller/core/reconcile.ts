@@ -117,6 +117,30 @@ export const REQUEUE_SLOW_MS = 15_000;
 /** Requeue after a failed guest probe. */
 export const REQUEUE_PROBE_FAILED_MS = 5_000;
 
+/** First restart delay after a repeated failure; doubles per restart up to the cap. */
+export const RESTART_BACKOFF_BASE_MS = 5_000;
+/** Longest restart delay. */
+export const RESTART_BACKOFF_MAX_MS = 300_000;
+
+/**
+ * How long to wait before restarting a terminated VM. Why: the reference restarts at once, so a
+ * runner that always fails (bad image, missing capability) recreates pods in a hot loop; we
+ * restart the first time at once, then back off 5 s, 10 s, 20 s, ... up to 5 min, measured from
+ * when the VM became unavailable (the Available condition's transition time).
+ */
+export function restartWaitMs(status: VirtualMachineStatus, nowMs: number): number {
+  if (status.restartCount < 1) return 0;
+  const available = status.conditions?.find((c) => c.type === CONDITION_AVAILABLE);
+  if (available === undefined || available.status === "True") return 0;
+  const sinceMs = Date.parse(available.lastTransitionTime);
+  if (!Number.isFinite(sinceMs)) return 0;
+  const backoff = Math.min(
+    RESTART_BACKOFF_MAX_MS,
+    RESTART_BACKOFF_BASE_MS * 2 ** (status.restartCount - 1),
+  );
+  return Math.max(0, sinceMs + backoff - nowMs);
+}
+
 /** True when io must probe the guest (runner API + QMP) before deciding. */
 export function needsGuestProbe(
   vm: VirtualMachine,
@@ -421,6 +445,11 @@ export function reconcileVm(
       }
       const policy = vm.spec.restartPolicy;
       if (policy === "Always" || (policy === "OnFailure" && phase === "Failed")) {
+        const waitMs = restartWaitMs(status, nowMs);
+        if (waitMs > 0) {
+          requeueAfterMs = waitMs;
+          break;
+        }
         // restartCount counts replaced pods: the cleanup clears podName, so the next Pending
         // round creates exactly one new pod.
         status = {

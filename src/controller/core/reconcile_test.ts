@@ -505,3 +505,26 @@ Deno.test("shouldReconcileOnUpdate: spec/metadata changes yes, status-only write
     true,
   );
 });
+
+Deno.test("reconcile: repeated failures restart with backoff (first restart at once)", () => {
+  const failedAt = "2026-11-27T12:00:00Z";
+  const vm = runningVm({}, {
+    phase: "Failed",
+    restartCount: 2,
+    conditions: [{
+      type: "Available",
+      status: "False",
+      reason: "Reconciling",
+      message: "failed",
+      lastTransitionTime: failedAt,
+    }],
+  });
+  // restartCount 2 -> 10 s after the failure.
+  assert.deepEqual(reconcileVm(vm, obs(), T0 + 4_000, SETTINGS), {
+    actions: [],
+    requeueAfterMs: 6_000,
+  });
+  const d = reconcileVm(vm, obs(), T0 + 10_000, SETTINGS);
+  assert.equal(statusOf(d.actions)?.restartCount, 3);
+  assert.equal(statusOf(d.actions)?.phase, "Pending");
+});

@@ -52,6 +52,8 @@ export interface RunnerPodSettings {
   readonly overheadMemBytes: number;
   /** Run the runner container privileged (some hosts need it for tap/KVM devices). */
   readonly runnerPrivileged: boolean;
+  /** Capabilities added to the runner container (reference: NET_ADMIN, SYS_ADMIN, SYS_RESOURCE). */
+  readonly runnerCapabilities: readonly string[];
   /** Add the reference's device-plugin limits (`neonvm/vhost-net`, `neonvm/kvm`). */
   readonly devicePluginResources: boolean;
 }
@@ -333,7 +335,7 @@ export function buildRunnerPod(
     },
     securityContext: s.runnerPrivileged
       ? { privileged: true }
-      : { privileged: false, capabilities: { add: ["NET_ADMIN", "SYS_ADMIN", "SYS_RESOURCE"] } },
+      : { privileged: false, capabilities: { add: [...s.runnerCapabilities] } },
     volumeMounts: mounts,
   };
   const podSpec: RunnerPod["spec"] = {
