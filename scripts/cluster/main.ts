@@ -157,7 +157,14 @@ async function nodeIndicesPresent(dir: string): Promise<number[]> {
 
 function nodeCtx(ctx: Ctx): NodeContext {
   const p = controlPlanePaths(ctx.dir);
-  return { binDir: ctx.binDir, pki: p.pki, logs: p.logs, pids: p.pids, log: ctx.log };
+  return {
+    binDir: ctx.binDir,
+    pki: p.pki,
+    logs: p.logs,
+    pids: p.pids,
+    stagingDir: `${ctx.cacheDir}/images`,
+    log: ctx.log,
+  };
 }
 
 async function up(ctx: Ctx, nodeCount: number): Promise<void> {

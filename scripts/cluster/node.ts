@@ -31,6 +31,8 @@ export interface NodeContext {
   logs: string;
   /** Pid-file directory. */
   pids: string;
+  /** Scratch directory on the image cache's file system (for import staging). */
+  stagingDir: string;
   /** Progress logger. */
   log: Logger;
 }
@@ -114,10 +116,12 @@ export async function upNode(
 
   for (const img of images) {
     const started = Date.now();
-    const imported = await ensureImage(n, img, `${ctx.logs}/${n.name}-images.log`);
-    log.info(imported ? "image imported" : "image present", {
+    const r = await ensureImage(n, img, ctx.stagingDir, `${ctx.logs}/${n.name}-images.log`);
+    log.info(r.imported ? "image imported" : "image present", {
       ref: img.ref,
-      ...(imported ? { seconds: Math.round((Date.now() - started) / 100) / 10 } : {}),
+      ...(r.imported
+        ? { layersSent: r.layersSent, seconds: Math.round((Date.now() - started) / 100) / 10 }
+        : {}),
     });
   }
 

@@ -25,6 +25,10 @@ export interface BuiltImage {
   archive: string;
   /** Image config digest (`sha256:<hex>`), the image ID. */
   configDigest: string;
+  /** The image config JSON exactly as hashed into `configDigest`. */
+  configJson: string;
+  /** The layer tars in order (cached files), for delta imports. */
+  layers: Layer[];
 }
 
 /** Where the build reads and writes. */
@@ -77,28 +81,24 @@ async function finish(
   layers: Layer[],
   settings: ImageSettings,
 ): Promise<BuiltImage> {
-  const configHex = (await sha256Hex(imageConfigJson(layers, settings))).slice(0, 16);
-  const archive = `${ctx.cacheDir}/images/${name}-${configHex}.tar`;
+  const configJson = imageConfigJson(layers, settings);
+  const configHex = await sha256Hex(configJson);
+  const archive = `${ctx.cacheDir}/images/${name}-${configHex.slice(0, 16)}.tar`;
+  const built = { ref, archive, configDigest: `sha256:${configHex}`, configJson, layers };
   if (await exists(archive)) {
     ctx.log.info("image cached", { ref, archive });
-    return { ref, archive, configDigest: await archiveDigest(layers, settings) };
+    return built;
   }
-  const digest = await writeDockerArchive(archive, layers, settings, [ref], `images.${name}`);
+  await writeDockerArchive(archive, layers, settings, [ref], `images.${name}`);
   // Keep only the newest archive of this image; older ones are dead weight.
+  const keep = archive.split("/").pop();
   for await (const e of Deno.readDir(`${ctx.cacheDir}/images`)) {
-    if (
-      e.name.startsWith(`${name}-`) && e.name.endsWith(".tar") &&
-      e.name !== archive.split("/").pop()
-    ) {
+    if (e.name.startsWith(`${name}-`) && e.name.endsWith(".tar") && e.name !== keep) {
       await Deno.remove(`${ctx.cacheDir}/images/${e.name}`);
     }
   }
-  ctx.log.info("image built", { ref, archive, configDigest: digest });
-  return { ref, archive, configDigest: digest };
-}
-
-async function archiveDigest(layers: Layer[], settings: ImageSettings): Promise<string> {
-  return `sha256:${await sha256Hex(imageConfigJson(layers, settings))}`;
+  ctx.log.info("image built", { ref, archive, configDigest: built.configDigest });
+  return built;
 }
 
 /** Builds (or reuses) the pause image: static catatonit in pause mode. */
