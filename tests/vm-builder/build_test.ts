@@ -70,6 +70,7 @@ const SPEC = `commands:
     shell: exec /neonvm/bin/vm-monitor --addr 0.0.0.0:10301
 shutdownHook: |
   echo "shutdown hook ran"
+  for p in $(cat /sys/fs/cgroup/neon-postgres/cgroup.procs); do kill $p; done
 files:
   - filename: motd
     content: "built by vm-builder\\n"
@@ -157,6 +158,10 @@ Deno.test({
           "vmb-test:1",
           "--out",
           out,
+          "--file",
+          `${out}.qcow2`,
+          "--project-dir",
+          `${dir}/project`,
         ]);
         assert.equal(r.code, 0, r.stderr.slice(-3000));
         const result = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
@@ -169,7 +174,13 @@ Deno.test({
           assert.ok(steps.includes(s), s);
         }
       }
-      assert.equal(await sha256(outs[0]!), await sha256(outs[1]!), "two builds differ");
+      if ((await sha256(outs[0]!)) !== (await sha256(outs[1]!))) {
+        const keep = await Deno.makeTempDir({ prefix: "vmb-differ-", dir: CACHE });
+        for (const o of outs) {
+          await Deno.rename(`${o}.qcow2`, `${keep}/${o.slice(o.lastIndexOf("/") + 1)}.qcow2`);
+        }
+        assert.fail(`two builds differ; disks kept in ${keep}`);
+      }
 
       await Deno.mkdir(`${dir}/vm`);
       await extractDisk(outs[0]!, `${dir}/vm/disk.qcow2`, `${dir}/vm`);

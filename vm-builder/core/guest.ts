@@ -170,9 +170,13 @@ ${PATH_LINE}
 rm -f /neonvm/vmstart.allowed
 ${
       hook
-        ? `while ! flock -n /neonvm/vmstart.lock true; do
+        ? `# Bounded on purpose (the reference loops forever): a hook that never stops the workload
+# would otherwise hang shutdown until QEMU is killed; init's SIGTERM follows this script.
+i=0
+while ! flock -n /neonvm/vmstart.lock true && [ $i -lt 120 ]; do
   /neonvm/bin/sh /neonvm/config/shutdown-hook.sh
   sleep 0.5
+  i=$((i + 1))
 done`
         : ":"
     }
