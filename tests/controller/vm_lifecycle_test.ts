@@ -49,13 +49,20 @@ async function withNamespace(env: ClusterEnv, fn: (ns: string) => Promise<void>)
   try {
     await fn(ns);
   } finally {
-    await kubectl(env, ["delete", "virtualmachines", "--all", "-n", ns, "--wait=false"]);
+    await kubectl(env, [
+      "delete",
+      "virtualmachines.vm.neon.tech",
+      "--all",
+      "-n",
+      ns,
+      "--wait=false",
+    ]);
     await kubectl(env, ["delete", "namespace", ns, "--wait=false"]);
   }
 }
 
 async function describe(env: ClusterEnv, ns: string, vm: string): Promise<string> {
-  const a = await kubectl(env, ["-n", ns, "get", "virtualmachine", vm, "-o", "yaml"]);
+  const a = await kubectl(env, ["-n", ns, "get", "virtualmachines.vm.neon.tech", vm, "-o", "yaml"]);
   const b = await kubectl(env, ["-n", ns, "describe", "pods"]);
   const c = await kubectl(env, ["-n", ns, "get", "events", "--sort-by=.lastTimestamp"]);
   return `${a.stdout}\n${b.stdout}\n${c.stdout}`;
@@ -111,7 +118,7 @@ Deno.test({
         "-n",
         ns,
         "patch",
-        "virtualmachine",
+        "virtualmachines.vm.neon.tech",
         "vm1",
         "--type=merge",
         "-p",
@@ -148,7 +155,7 @@ Deno.test({
       assert.equal((await runnerPods(env, ns, "vm1")).length, 1);
 
       // Delete: the pod goes, the finalizer is released, the VM disappears.
-      await ok(env, ["-n", ns, "delete", "virtualmachine", "vm1", "--wait=false"]);
+      await ok(env, ["-n", ns, "delete", "virtualmachines.vm.neon.tech", "vm1", "--wait=false"]);
       await waitFor(
         "vm1 gone",
         60_000,
