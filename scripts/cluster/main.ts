@@ -398,7 +398,12 @@ async function main(): Promise<number> {
     binDir: binDirFor(cacheDir),
     log,
   };
+  // up and down from two shells at once would race on the same processes and files.
+  const lock = command === "up" || command === "down"
+    ? await Deno.open(`${RUN_DIR}.lock`, { create: true, write: true })
+    : undefined;
   try {
+    if (lock) await lock.lock(true);
     switch (command) {
       case "up": {
         const nodes = z.coerce.number().int().min(1).max(MAX_NODES).parse(values.nodes ?? "1");
@@ -425,6 +430,8 @@ async function main(): Promise<number> {
     }
     log.error(`cluster ${command} failed`, fields);
     return 1;
+  } finally {
+    lock?.close();
   }
 }
 
