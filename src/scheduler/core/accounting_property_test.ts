@@ -162,6 +162,7 @@ type Op =
   | { t: "request"; pick: number; cpuUnits: number; memUnits: number; crash: number }
   | { t: "flush"; pick: number; lose: boolean }
   | { t: "restart" }
+  | { t: "apply"; pick: number }
   | { t: "balance"; pick: number }
   | { t: "migrationEnds"; pick: number };
 
@@ -208,6 +209,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     arbitrary: fc.record({ t: fc.constant("flush" as const), pick: fc.nat(), lose: fc.boolean() }),
   },
   { weight: 1, arbitrary: fc.constant({ t: "restart" as const }) },
+  { weight: 4, arbitrary: fc.record({ t: fc.constant("apply" as const), pick: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant("balance" as const), pick: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant("migrationEnds" as const), pick: fc.nat() }) },
 );
@@ -311,34 +313,48 @@ function run(w: World, op: Op): void {
       applyPermit(w.state, o);
       if (o.mustPersist) {
         if (op.crash === 0) return rebuild(w); // crash before the patch: nothing recorded
+        // Writes of one VM are serial: earlier write-behinds land before this one.
+        for (const pw of w.pending.filter((x) => x.vm === vm.name)) {
+          endWrite(w.state, `default/${vm.name}`, pw.approved);
+          vm.approved = pw.approved;
+        }
+        w.pending = w.pending.filter((x) => x.vm !== vm.name);
         const latest = w.state.vms.get(`default/${vm.name}`)!.decision!.approved;
         vm.approved = latest;
         syncVm(w, vm);
         if (op.crash === 1) return rebuild(w); // crash after the patch, before answering
       } else {
-        beginWrite(w.state, `default/${vm.name}`, o.permit);
-        w.pending.push({ vm: vm.name, approved: o.permit });
+        // The writer captures the VM's latest decision when its write starts (right away).
+        const captured = w.state.vms.get(`default/${vm.name}`)!.decision!.approved;
+        beginWrite(w.state, `default/${vm.name}`, captured);
+        w.pending.push({ vm: vm.name, approved: captured });
       }
       if (o.permit.cpu > (vm.lastPermit?.cpu ?? 0) || o.permit.mem > (vm.lastPermit?.mem ?? 0)) {
         w.granted++;
       }
       vm.lastPermit = o.permit;
-      // The agent applies the permit to the VM.
-      vm.specUse = o.permit;
-      syncVm(w, vm);
       return;
     }
     case "flush": {
       const i = w.pending.length === 0 ? -1 : op.pick % w.pending.length;
       if (i < 0) return;
-      const pw = w.pending[i]!;
-      w.pending.splice(i, 1);
+      // Oldest pending write of the chosen VM (one VM's writes land in order).
+      const vmName = w.pending[i]!.vm;
+      const j = w.pending.findIndex((x) => x.vm === vmName);
+      const pw = w.pending[j]!;
+      w.pending.splice(j, 1);
       endWrite(w.state, `default/${pw.vm}`, pw.approved);
       const vm = w.vms.get(pw.vm);
       if (vm === undefined || op.lose) return; // a failed write changes nothing
-      // The writer always writes the VM's latest decision, never an older one.
-      const latest = w.state.vms.get(`default/${pw.vm}`)?.decision?.approved ?? pw.approved;
-      vm.approved = latest;
+      vm.approved = pw.approved;
+      syncVm(w, vm);
+      return;
+    }
+    case "apply": {
+      // The agent applies its last permit to the VM some time after receiving it.
+      const vm = pickOf(w.vms.values(), op.pick);
+      if (vm === undefined || vm.lastPermit === null) return;
+      vm.specUse = vm.lastPermit;
       syncVm(w, vm);
       return;
     }
