@@ -262,6 +262,28 @@ async function main(): Promise<void> {
   );
 
   await server.shutdown();
+
+  // Floor: the same HTTP path with a handler that only returns a fixed permit, to show what the
+  // shared machine allows before any scheduler work.
+  const fixed = `{"permit":{"vCPUs":1,"mem":"4Gi"}}`;
+  const floorServer = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (r) => {
+      await r.arrayBuffer();
+      return new Response(fixed, { headers: { "content-type": "application/json" } });
+    },
+  );
+  const floor = {
+    ...(await drive(
+      `HTTP floor (fixed answer), c=${concurrency}`,
+      `http://127.0.0.1:${floorServer.addr.port}/`,
+      concurrency,
+      seconds,
+      noChangeBodies,
+    )),
+    handlerUs: 0,
+  };
+  await floorServer.shutdown();
   const loadAfter = loadavg();
 
   out("");
@@ -275,13 +297,15 @@ async function main(): Promise<void> {
   out(
     "|-----------------------------------|---------:|--------:|-------:|-------:|--------:|---------------:|",
   );
-  for (const r of [noChange, noChangeLow, increases, filter]) {
+  for (const r of [floor, noChange, noChangeLow, increases, filter]) {
     out(
       `| ${r.name.padEnd(33)} | ${String(r.count).padStart(8)} | ${
         (r.count / r.seconds).toFixed(0).padStart(7)
       } | ${percentile(r.latenciesMs, 0.5).toFixed(2).padStart(6)} | ${
         percentile(r.latenciesMs, 0.99).toFixed(2).padStart(6)
-      } | ${String(r.errors).padStart(7)} | ${r.handlerUs.toFixed(0).padStart(14)} |`,
+      } | ${String(r.errors).padStart(7)} | ${
+        (r === floor ? "-" : r.handlerUs.toFixed(0)).padStart(14)
+      } |`,
     );
   }
   out("");
