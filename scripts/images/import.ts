@@ -21,6 +21,7 @@ export async function importArchive(
   node: ImportTarget,
   archive: string,
   logFile: string,
+  baseName?: string,
 ): Promise<string[]> {
   const r = await run([
     "ctr",
@@ -32,6 +33,9 @@ export async function importArchive(
     "import",
     "--snapshotter",
     "overlayfs",
+    // OCI archives may name images by tag only ("dev") or by a full reference; --base-name
+    // names both (docker archives carry full names and need none).
+    ...(baseName ? ["--base-name", baseName] : []),
     archive,
   ], { step: `${node.name}.image-import`, logFile, timeoutMs: 15 * 60_000 });
   // ctr prints "unpacking <ref> (sha256:...)...done" per image.

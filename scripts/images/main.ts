@@ -1,7 +1,8 @@
 /**
  * `deno run -A scripts/images/main.ts build [runtime|pause|all]` builds the local images as
  * docker-archive tars under the cache (printing each archive's path and reference), and
- * `... import <archive.tar>` imports any image archive into every node of the running cluster.
+ * `... import <archive.tar> [--base-name <repo>]` imports any image archive (docker-archive, or
+ * OCI archive; for OCI, `--base-name` names tag-only refs) into every node of the running cluster.
  * Composition only: the work is in build.ts and import.ts.
  * @module
  */
@@ -19,7 +20,11 @@ import { buildPause, buildRuntime, type BuiltImage } from "./build.ts";
 import { importArchive } from "./import.ts";
 
 async function main(): Promise<number> {
-  const { positionals } = parseArgs({ args: Deno.args, allowPositionals: true, options: {} });
+  const { positionals, values } = parseArgs({
+    args: Deno.args,
+    allowPositionals: true,
+    options: { "base-name": { type: "string" } },
+  });
   const [command, arg] = positionals;
   const log = createLogger("images");
   const cacheDir = Deno.env.get("NEONVM_CACHE") ?? DEFAULT_CACHE_DIR;
@@ -55,12 +60,20 @@ async function main(): Promise<number> {
       const state = ClusterStateSchema.parse(JSON.parse(text));
       for (const node of state.nodes) {
         const started = Date.now();
-        const refs = await importArchive(node, arg, `${logDir}/${node.name}-images.log`);
+        const refs = await importArchive(
+          node,
+          arg,
+          `${logDir}/${node.name}-images.log`,
+          values["base-name"],
+        );
         log.info("imported", { node: node.name, refs, seconds: (Date.now() - started) / 1000 });
       }
       return 0;
     }
-    log.error("usage: main.ts build [runtime|pause|all] | import <archive.tar>", {});
+    log.error(
+      "usage: main.ts build [runtime|pause|all] | import <archive.tar> [--base-name repo]",
+      {},
+    );
     return 2;
   } catch (err) {
     const fields: Record<string, unknown> = { error: errorToJson(err) };
