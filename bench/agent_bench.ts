@@ -6,7 +6,8 @@
  * scheduler are faked in this process. After all runners are connected to their monitors, CPU is
  * measured over a steady-state window (scrape every 5 s, health check every 5 s, permit request
  * every 15 s per VM). Prints a table. Each size is bounded (the 1,000-VM run to about 60 s).
- * Run: `deno run -A bench/agent_bench.ts [--sizes=1,100,1000] [--window=20]`. Linux only.
+ * Run: `deno run -A bench/agent_bench.ts [--sizes=1,100,1000] [--window=20] [--deadline=S]`
+ * (`--deadline` bounds each size's run; default 45 s, 60 s for 1,000 VMs). Linux only.
  * @module
  */
 import { parseArgs } from "node:util";
@@ -54,7 +55,12 @@ interface Result {
   permitReqPerS: number;
 }
 
-async function runSize(n: number, windowS: number, deadlineS: number): Promise<Result> {
+async function runSize(
+  n: number,
+  windowS: number,
+  deadlineS: number,
+  v8Flags: string | undefined,
+): Promise<Result> {
   const startMs = Date.now();
   const tmp = await Deno.makeTempDir({ prefix: "agent-bench-" });
   const ports = {
@@ -148,6 +154,7 @@ async function runSize(n: number, windowS: number, deadlineS: number): Promise<R
       "run",
       "-A",
       "--no-check",
+      ...(v8Flags ? [`--v8-flags=${v8Flags}`] : []),
       "src/agent/main.ts",
       `--config=${tmp}/config.json`,
       "--node-name=bench-node",
@@ -214,14 +221,20 @@ async function runSize(n: number, windowS: number, deadlineS: number): Promise<R
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { sizes: { type: "string" }, window: { type: "string" } },
+    options: {
+      sizes: { type: "string" },
+      window: { type: "string" },
+      deadline: { type: "string" },
+      "v8-flags": { type: "string" },
+    },
   });
   const sizes = (values.sizes ?? "1,100,1000").split(",").map(Number);
   const windowS = Number(values.window ?? "20");
   const results: Result[] = [];
   for (const n of sizes) {
     out(`running ${n} VM(s)…`);
-    results.push(await runSize(n, windowS, n >= 1000 ? 60 : 45));
+    const deadlineS = values.deadline ? Number(values.deadline) : n >= 1000 ? 60 : 45;
+    results.push(await runSize(n, windowS, deadlineS, values["v8-flags"]));
   }
   out("");
   // Marginal cost per VM: above the smallest run (the process's fixed cost).
