@@ -238,7 +238,9 @@ export function kubeletConfig(n: NodeLayout, pki: string): string {
       imageGCLowThresholdPercent: 99,
       failSwapOn: false,
       serializeImagePulls: false,
-      resolvConf: "/etc/resolv.conf",
+      // No DNS server is reachable from pods (nothing is routed off the bridge): give pods no
+      // nameserver so lookups fail at once instead of timing out on the host's resolver.
+      resolvConf: "",
       podLogsDir: `${n.dir}/pod-logs`,
       volumePluginDir: `${n.dir}/volume-plugins`,
       maxPods: 110,
