@@ -19,8 +19,10 @@ import {
   GUEST_MODULES,
   guestBlkidShim,
   guestInittab,
+  guestNeonvmdStandIn,
   guestPowerButtonAction,
   guestReporter,
+  guestUdhcpcScript,
   guestUeventHook,
   guestVminit,
   guestVmshutdown,
@@ -137,6 +139,8 @@ async function buildRootDisk(work: string, out: string): Promise<void> {
   await writeExec(`${root}/neonvm/bin/reporter`, guestReporter());
   await writeExec(`${root}/neonvm/bin/uevent-hook`, guestUeventHook());
   await writeExec(`${root}/neonvm/bin/blkid`, guestBlkidShim());
+  await writeExec(`${root}/neonvm/bin/udhcpc.script`, guestUdhcpcScript());
+  await writeExec(`${root}/neonvm/bin/neonvmd-sh`, guestNeonvmdStandIn());
   await writeExec(`${root}/neonvm/acpi/PWRF/00000080`, guestPowerButtonAction());
   const raw = `${work}/root.ext4`;
   await run(["truncate", "-s", "64M", raw], { step: "guest.rootdisk" });

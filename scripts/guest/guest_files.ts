@@ -80,6 +80,8 @@ export function guestInittab(): string {
     "::respawn:/neonvm/bin/uevent /neonvm/bin/uevent-hook",
     "::respawn:/neonvm/bin/acpid -f -c /neonvm/acpi -l /dev/null",
     "::respawn:/neonvm/bin/reporter",
+    "::respawn:/neonvm/bin/udhcpc -f -i eth0 -t 100 -T 1 -s /neonvm/bin/udhcpc.script",
+    "::respawn:/neonvm/bin/nc -ll -p 25183 -e /neonvm/bin/neonvmd-sh",
     "::once:/neonvm/bin/vmstart",
     "::shutdown:/neonvm/bin/vmshutdown",
     "",
@@ -212,5 +214,73 @@ export function guestVmshutdown(): string {
   return `#!/neonvm/bin/sh
 echo "${GUEST_REPORT_PREFIX} shutting down" > /dev/console
 sync
+`;
+}
+
+/** `/neonvm/bin/udhcpc.script`: applies the lease dnsmasq in the runner pod hands out. */
+export function guestUdhcpcScript(): string {
+  return `#!/neonvm/bin/sh
+case "$1" in
+  bound|renew)
+    /neonvm/bin/ifconfig "$interface" "$ip" netmask "\${subnet:-255.255.255.0}" up
+    [ -n "$router" ] && /neonvm/bin/ip route replace default via "$router"
+    echo "${GUEST_REPORT_PREFIX} dhcp $1 ip=$ip" > /dev/console
+    ;;
+  deconfig) /neonvm/bin/ifconfig "$interface" 0.0.0.0 ;;
+esac
+exit 0
+`;
+}
+
+/**
+ * `/neonvm/bin/neonvmd-sh`: a stand-in for neonvmd's CPU API (`GET /cpu`, `PUT /cpu`) in busybox
+ * shell, run per connection by `nc -ll -e`. The test guest has no Deno runtime for the real
+ * daemon (src/daemon, tested on a fake sysfs); this lets the runner's SysfsScaling path be tested
+ * end to end against a real guest kernel.
+ */
+export function guestNeonvmdStandIn(): string {
+  return `#!/neonvm/bin/sh
+cpu=/sys/devices/system/cpu
+count() {
+  n=0
+  for r in $(tr ',' ' ' < $cpu/online); do
+    case "$r" in *-*) n=$((n + \${r#*-} - \${r%-*} + 1)) ;; *) n=$((n + 1)) ;; esac
+  done
+  echo $n
+}
+reply() {
+  printf 'HTTP/1.1 %s\r\nContent-Type: text/plain\r\nContent-Length: %s\r\nConnection: close\r\n\r\n%s' "$1" "\${#2}" "$2"
+}
+read -r method path _proto
+len=0
+while read -r line; do
+  line=$(printf '%s' "$line" | tr -d '\r')
+  [ -z "$line" ] && break
+  case "$line" in [Cc]ontent-[Ll]ength:*) len=$(echo "\${line#*:}" | tr -d ' ') ;; esac
+done
+body=""
+[ "$len" -gt 0 ] 2>/dev/null && body=$(dd bs=1 count="$len" 2>/dev/null)
+case "$method $path" in
+  "GET /cpu") reply "200 OK" "$(($(count) * 1000))" ;;
+  "PUT /cpu")
+    case "$body" in ''|*[!0-9]*) reply "400 Bad Request" "bad body"; exit 0 ;; esac
+    target=$(((body + 999) / 1000)); [ "$target" -lt 1 ] && target=1
+    cur=$(count)
+    if [ "$cur" -gt "$target" ]; then
+      for c in $(ls -d $cpu/cpu[0-9]* | sed 's/.*cpu//' | sort -rn); do
+        [ "$cur" -le "$target" ] && break
+        f=$cpu/cpu$c/online
+        [ "$c" != 0 ] && [ -f "$f" ] && [ "$(cat $f)" = 1 ] && echo 0 > "$f" && cur=$((cur - 1))
+      done
+    else
+      for c in $(ls -d $cpu/cpu[0-9]* | sed 's/.*cpu//' | sort -n); do
+        [ "$cur" -ge "$target" ] && break
+        f=$cpu/cpu$c/online
+        [ "$c" != 0 ] && [ -f "$f" ] && [ "$(cat $f)" = 0 ] && echo 1 > "$f" && cur=$((cur + 1))
+      done
+    fi
+    reply "200 OK" "" ;;
+  *) reply "404 Not Found" "" ;;
+esac
 `;
 }

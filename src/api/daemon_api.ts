@@ -16,8 +16,13 @@ export const GUEST_IP = "169.254.254.254";
 export const DAEMON_PATH_CPU = "/cpu";
 /** Prefix of the file-sync endpoint. */
 export const DAEMON_PATH_FILES = "/files";
-/** Timeout of runner → daemon calls (reference: 1 s). */
+/** Timeout of runner → daemon reads (reference: 1 s). */
 export const DAEMON_CALL_TIMEOUT_MS = 1_000;
+/**
+ * Timeout of runner → daemon CPU changes. Why not the reference's 1 s: onlining a vCPU can take
+ * longer than that under TCG; 4 s stays inside the controller's 5 s budget for `/cpu_change`.
+ */
+export const DAEMON_CHANGE_TIMEOUT_MS = 4_000;
 
 /** A decimal milli-CPU body (`"2000"`), as both `GET /cpu` and `PUT /cpu` use. */
 export const DaemonMilliCpuBodySchema = z.string().trim().regex(/^[0-9]{1,9}$/, {

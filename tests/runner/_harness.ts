@@ -111,9 +111,10 @@ export async function startRunner(opts: StartRunnerOptions = {}): Promise<Runner
   const tag = `${id[0]!.toString(16).padStart(2, "0")}${id[1]!.toString(16).padStart(2, "0")}`;
   const ns = `h4run-${tag}`;
   const hostIf = `h4v${tag}`;
-  const octet = 1 + (id[0]! % 250);
-  const hostIp = `10.213.${octet}.1`;
-  const podIp = `10.213.${octet}.2`;
+  // A /30 in 10.251.0.0/16 (the local cluster uses 10.213.0.0/24).
+  const base = 4 * (id[1]! % 64);
+  const hostIp = `10.251.${id[0]}.${base + 1}`;
+  const podIp = `10.251.${id[0]}.${base + 2}`;
   const podName = `h4test-${tag}`;
   const vmDir = await Deno.makeTempDir({ prefix: "neonvm-runner-test-" });
   const cleanups: (() => Promise<unknown>)[] = [];

@@ -51,13 +51,13 @@ Deno.test({
       mounts: { "/etc/app/greeting": "hi-from-configmap" },
     });
     const t0 = Date.now();
-    const booted = await r.waitForReport((x) => x.cpusOnline === 1, 180_000);
+    const booted = await r.waitForReport((x) => x.cpusOnline === 1, 300_000);
     const bootMs = Date.now() - t0;
     note(`guest booted in ${bootMs} ms (TCG), MemTotal ${booted.memTotalKib} KiB`);
     assert.match(r.logs(), /"accelerator":"tcg"/);
 
     await t.step("runtime disk: env, command/args, sysctls, mounts", async () => {
-      const m = await r.waitForConsole(/neonvm-test: (.*)/, 60_000);
+      const m = await r.waitForConsole(/neonvm-test: (.*)/, 180_000);
       assert.equal(
         m[1]!.trim(),
         "env=hello 'vm' swappiness=17 conf=hi-from-configmap tmpfs=1 data=1",

@@ -184,6 +184,9 @@ export function planNetwork(input: NetworkPlanInput): NetworkPlan {
     "--no-resolv",
     "--bind-interfaces",
     "--dhcp-authoritative",
+    // Why (not in the reference): keep leases in memory; a lease file left by an earlier runner
+    // on the same file system would block the guest's fixed address.
+    "--leasefile-ro",
     `--interface=${n.bridge}`,
     `--dhcp-range=${n.guestIp},static,${n.mask}`,
     `--dhcp-host=${input.defaultMac},${n.guestIp},infinite`,

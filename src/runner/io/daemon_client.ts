@@ -6,6 +6,7 @@
  */
 import {
   DAEMON_CALL_TIMEOUT_MS,
+  DAEMON_CHANGE_TIMEOUT_MS,
   DAEMON_PATH_CPU,
   DAEMON_PORT,
   DaemonMilliCpuBodySchema,
@@ -27,8 +28,9 @@ export interface DaemonCpuClient {
 export function httpDaemonClient(
   base = `http://${GUEST_IP}:${DAEMON_PORT}`,
   timeoutMs = DAEMON_CALL_TIMEOUT_MS,
+  changeTimeoutMs = DAEMON_CHANGE_TIMEOUT_MS,
 ): DaemonCpuClient {
-  const call = async (init: RequestInit): Promise<string> => {
+  const call = async (init: RequestInit, timeoutMs: number): Promise<string> => {
     let res: Response;
     try {
       res = await fetch(`${base}${DAEMON_PATH_CPU}`, {
@@ -53,12 +55,12 @@ export function httpDaemonClient(
   };
   return {
     getCpu: async () => {
-      const parsed = DaemonMilliCpuBodySchema.safeParse(await call({ method: "GET" }));
+      const parsed = DaemonMilliCpuBodySchema.safeParse(await call({ method: "GET" }, timeoutMs));
       if (!parsed.success) throw new ParseError("neonvm-daemon sent a bad CPU count");
       return parsed.data;
     },
     setCpu: async (milliCpu) => {
-      await call({ method: "PUT", body: encodeDaemonMilliCpu(milliCpu) });
+      await call({ method: "PUT", body: encodeDaemonMilliCpu(milliCpu) }, changeTimeoutMs);
     },
   };
 }
