@@ -110,3 +110,42 @@ Deno.test("state dump lists pods sorted by name; per-VM gauges only for this nod
   assert.doesNotMatch(await metrics.vmRegistry.metrics(), /vm_name="a"/);
   assert.equal(dumpStateHandler(g)(new Request("http://x/", { method: "POST" })).status, 405);
 });
+
+Deno.test("a crashed runner is marked panicked and restarted after 5–10 s", async () => {
+  const config = defaultAgentConfig();
+  const clock = new FakeClock(0);
+  const metrics = new AgentMetrics();
+  let calls = 0;
+  const g = new AgentGlobal({
+    config,
+    core: coreConfigFrom(config),
+    clock,
+    logger: memoryLogger(),
+    metrics,
+    events: { report: () => {} },
+    scheduler: new SchedulerTracker(),
+    fetch: () => Promise.reject(new Error("no network in this test")),
+    patchVm: () => Promise.resolve(),
+    // The first call (inside the runner) throws: a bug, i.e. a "panic".
+    random: () => {
+      if (calls++ === 0) throw new Error("injected bug");
+      return 0;
+    },
+    nodeName: "n1",
+  });
+  const ctl = new AbortController();
+  const run = g.run(ctl.signal);
+  g.handle({ type: "upsert", vm: vm("a") });
+  for (let i = 0; i < 10; i++) await new Promise((r) => setTimeout(r, 0));
+  let dump = await dumpStateHandler(g)(new Request("http://x/")).json();
+  assert.equal(dump.pods[0].status.state, "panicked");
+  assert.match(JSON.stringify(dump.pods[0].status.endState), /injected bug/);
+  await clock.advance(5000);
+  for (let i = 0; i < 10; i++) await new Promise((r) => setTimeout(r, 0));
+  dump = await dumpStateHandler(g)(new Request("http://x/")).json();
+  assert.equal(dump.pods[0].status.state, "ok");
+  assert.match(await metrics.registry.metrics(), /autoscaling_agent_runner_restarts 1/);
+  assert.match(await metrics.registry.metrics(), /autoscaling_agent_runner_thread_panics_total 1/);
+  ctl.abort();
+  await run;
+});
