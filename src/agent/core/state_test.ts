@@ -408,10 +408,20 @@ Deno.test("without a monitor connection there is no downscale, but upscale still
   assert.deepEqual(sim.decide(), { wait: { durationMs: 14_000 } });
   sim.metrics(3);
   const a = sim.decide();
-  assert.equal(a.pluginRequest?.target.vCPUs, 750);
+  assert.deepEqual(a, {
+    pluginRequest: {
+      lastPermit: cu(2),
+      target: cu(3),
+      metrics: { loadAvg1M: 0.675 },
+      targetRevision: rev(2, 1),
+    },
+  });
   sim.startPlugin(a);
   sim.permit(cu(3));
-  assert.deepEqual(sim.decide().neonvmRequest?.target, cu(3));
+  assert.deepEqual(sim.decide(), {
+    neonvmRequest: { current: cu(2), target: cu(3), targetRevision: rev(2, 1) },
+    wait: { durationMs: 15_000 },
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -462,9 +472,16 @@ Deno.test("missed memory upscale under fast allocation: the monitor fast path be
   a = sim.decide();
   // No NeonVM downscale: the request's base (2 CU, before the downscale) wins; the monitor is
   // told again of the 2 CU it still has.
-  assert.equal(a.neonvmRequest, undefined);
-  assert.deepEqual(a.monitorUpscale, { current: cu(1), target: cu(2), targetRevision: rev(2, 1) });
-  assert.deepEqual(a.pluginRequest?.target, cu(3));
+  assert.deepEqual(a, {
+    pluginRequest: {
+      lastPermit: cu(2),
+      target: cu(3),
+      metrics: { loadAvg1M: 0.225 },
+      targetRevision: rev(2, 1),
+    },
+    monitorUpscale: { current: cu(1), target: cu(2), targetRevision: rev(2, 1) },
+    wait: { durationMs: 60_000 },
+  });
 });
 
 Deno.test("partial permit: never patch above the permit, and memory stays in whole slots", async () => {
@@ -474,11 +491,10 @@ Deno.test("partial permit: never patch above the permit, and memory stays in who
   const a = sim.decide();
   sim.startPlugin(a);
   sim.permit({ vCPUs: 500, mem: 1.9 * GiB });
-  // Memory rounds down to 1 GiB = unchanged; CPU goes to 500m.
-  assert.deepEqual(sim.decide().neonvmRequest, {
-    current: cu(1),
-    target: { vCPUs: 500, mem: GiB },
-    targetRevision: rev(1, 1),
+  // Memory rounds down to 1 GiB = unchanged; CPU goes to 500m. The rest is asked again in 2 s.
+  assert.deepEqual(sim.decide(), {
+    neonvmRequest: { current: cu(1), target: { vCPUs: 500, mem: GiB }, targetRevision: rev(1, 1) },
+    wait: { durationMs: 2000 },
   });
 });
 
@@ -513,16 +529,25 @@ Deno.test("stuck after a scheduler restart in the middle of an upscale: re-asks 
 
 Deno.test("metrics that vanish: stale metrics stop downscaling instead of driving it", async () => {
   const sim = Sim.at(3);
-  // The exporter dies. Last metrics said 3 CU. Time passes beyond 3 scrapes + timeout (17 s).
-  await sim.advance(17_001);
-  // A bounds change that would let a metrics-driven decision downscale does nothing now.
-  let a = sim.decide();
-  assert.equal(a.monitorDownscale, undefined);
-  assert.deepEqual(a.pluginRequest?.metrics, null, "stale load is not reported");
-  // With fresh metrics saying 1 CU, downscaling resumes.
+  await sim.advance(1000);
+  // The last scrape said 1 CU, then the exporter died. Beyond 3 scrapes + timeout (17 s) the
+  // reference would still downscale on it; here the metrics count as absent.
   sim.metrics(1);
-  a = sim.decide();
-  assert.deepEqual(a.monitorDownscale?.target, cu(2));
+  await sim.advance(17_001);
+  assert.deepEqual(sim.decide(), {
+    pluginRequest: { lastPermit: cu(3), target: cu(3), metrics: null, targetRevision: rev(0) },
+  });
+  // Fresh metrics saying 1 CU: downscaling resumes.
+  sim.metrics(1);
+  assert.deepEqual(sim.decide(), {
+    pluginRequest: {
+      lastPermit: cu(3),
+      target: cu(3),
+      metrics: { loadAvg1M: 0.225 },
+      targetRevision: rev(1, 2),
+    },
+    monitorDownscale: { current: cu(3), target: cu(2), targetRevision: rev(1, 2) },
+  });
 });
 
 Deno.test("a migrate answer stops upscaling patches", async () => {
