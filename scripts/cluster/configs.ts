@@ -204,8 +204,16 @@ export function cniConfig(n: NodeLayout): string {
   );
 }
 
+/** Resources held back from pods on every node, to make nodes look smaller than the machine. */
+export interface SystemReserved {
+  /** CPU in millicores. */
+  milliCpu: number;
+  /** Memory in bytes. */
+  memBytes: number;
+}
+
 /** KubeletConfiguration for node `n` (cgroup v1 allowed, cgroupfs, evictions and image GC off). */
-export function kubeletConfig(n: NodeLayout, pki: string): string {
+export function kubeletConfig(n: NodeLayout, pki: string, reserved?: SystemReserved): string {
   return JSON.stringify(
     {
       apiVersion: "kubelet.config.k8s.io/v1beta1",
@@ -253,6 +261,15 @@ export function kubeletConfig(n: NodeLayout, pki: string): string {
       // The kubelet cannot lower its own score here either (see containerdConfig).
       oomScoreAdj: 0,
       featureGates: {},
+      // Allocatable = capacity - reserved: every node is the whole machine unless shrunk.
+      ...(reserved && (reserved.milliCpu > 0 || reserved.memBytes > 0)
+        ? {
+          systemReserved: {
+            cpu: `${reserved.milliCpu}m`,
+            memory: `${reserved.memBytes}`,
+          },
+        }
+        : {}),
     },
     null,
     2,

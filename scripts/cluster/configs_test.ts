@@ -88,3 +88,16 @@ Deno.test("certificate extension text and subject", () => {
     !extFileText({ ...spec, usage: "client", dns: [], ips: [] }).includes("subjectAltName"),
   );
 });
+
+Deno.test("kubelet config reserves resources only when nodes are shrunk", () => {
+  const n = nodeLayout("/c", 0);
+  assert.equal(JSON.parse(kubeletConfig(n, "/p")).systemReserved, undefined);
+  assert.equal(
+    JSON.parse(kubeletConfig(n, "/p", { milliCpu: 0, memBytes: 0 })).systemReserved,
+    undefined,
+  );
+  assert.deepEqual(
+    JSON.parse(kubeletConfig(n, "/p", { milliCpu: 500, memBytes: 1024 })).systemReserved,
+    { cpu: "500m", memory: "1024" },
+  );
+});

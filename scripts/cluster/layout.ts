@@ -121,6 +121,10 @@ export const ClusterStateSchema = z.object({
   apiserverUrl: z.string(),
   k8sVersion: z.string(),
   nodes: z.array(NodeRecordSchema),
+  /** Allocatable CPU per node (Kubernetes quantity) when `--node-cpu` shrank the nodes. */
+  nodeCpu: z.string().optional(),
+  /** Allocatable memory per node (Kubernetes quantity) when `--node-memory` shrank the nodes. */
+  nodeMemory: z.string().optional(),
 });
 
 /** Parsed cluster.json. */

@@ -1,6 +1,6 @@
 /**
- * `deno task cluster:up [--nodes N] | cluster:down [--purge] | cluster:status [--json] |
- * cluster:env`: the real local Kubernetes cluster (upstream binaries, one containerd + kubelet per
+ * `deno task cluster:up [--nodes N] [--node-cpu Q] [--node-memory Q] | cluster:down [--purge] |
+ * cluster:status [--json] | cluster:env`: the real local Kubernetes cluster (upstream binaries, one containerd + kubelet per
  * node in its own network namespace). Progress goes to standard error as JSON lines; `status` and
  * `env` print their result on standard output. Composition only: the work is in the other files.
  * @module
@@ -30,6 +30,8 @@ import { existingNodeNetns, setupHostNetwork, teardownHostNetwork } from "./netw
 import { downNode, mountsUnder, type NodeContext, upNode } from "./node.ts";
 import { controlPlaneCerts, ensureCa, ensureCert, writeKubeconfig } from "./pki.ts";
 import { readPid, runningPid } from "./procs.ts";
+import type { SystemReserved } from "./configs.ts";
+import { parseBytes, parseMilliCpu } from "../../src/api/quantity.ts";
 
 const BINARIES = [
   "etcd",
@@ -155,9 +157,44 @@ async function nodeIndicesPresent(dir: string): Promise<number[]> {
   return [...found].filter((i) => i < MAX_NODES).sort((a, b) => a - b);
 }
 
-function nodeCtx(ctx: Ctx): NodeContext {
+/** What `up` was asked for (after defaults from the running cluster). */
+interface UpOptions {
+  nodeCount: number;
+  /** Allocatable CPU per node (quantity), or undefined for the whole machine. */
+  nodeCpu: string | undefined;
+  /** Allocatable memory per node (quantity), or undefined for the whole machine. */
+  nodeMemory: string | undefined;
+}
+
+/** Resources to reserve so that each node's allocatable is `opts`' size; undefined for none. */
+async function reservedFor(opts: UpOptions): Promise<SystemReserved | undefined> {
+  if (opts.nodeCpu === undefined && opts.nodeMemory === undefined) return undefined;
+  const hostMilliCpu = navigator.hardwareConcurrency * 1000;
+  const memTotalKiB = Number(
+    (await Deno.readTextFile("/proc/meminfo")).match(/^MemTotal:\s+(\d+) kB/m)?.[1] ?? NaN,
+  );
+  const hostMemBytes = memTotalKiB * 1024;
+  const wantCpu = opts.nodeCpu === undefined ? hostMilliCpu : parseMilliCpu(opts.nodeCpu);
+  const wantMem = opts.nodeMemory === undefined ? hostMemBytes : parseBytes(opts.nodeMemory);
+  if (wantCpu === undefined || wantCpu <= 0 || wantCpu > hostMilliCpu) {
+    throw new StepError(
+      "preflight",
+      `--node-cpu ${opts.nodeCpu}: want 0 < cpu <= ${hostMilliCpu}m`,
+    );
+  }
+  if (wantMem === undefined || wantMem <= 0 || wantMem > hostMemBytes) {
+    throw new StepError(
+      "preflight",
+      `--node-memory ${opts.nodeMemory}: want 0 < memory <= ${hostMemBytes} bytes`,
+    );
+  }
+  return { milliCpu: hostMilliCpu - wantCpu, memBytes: Math.floor(hostMemBytes - wantMem) };
+}
+
+function nodeCtx(ctx: Ctx, reserved?: SystemReserved): NodeContext {
   const p = controlPlanePaths(ctx.dir);
   return {
+    ...(reserved ? { reserved } : {}),
     binDir: ctx.binDir,
     pki: p.pki,
     logs: p.logs,
@@ -167,8 +204,10 @@ function nodeCtx(ctx: Ctx): NodeContext {
   };
 }
 
-async function up(ctx: Ctx, nodeCount: number): Promise<void> {
+async function up(ctx: Ctx, opts: UpOptions): Promise<void> {
   const t0 = Date.now();
+  const nodeCount = opts.nodeCount;
+  const reserved = await reservedFor(opts);
   const p = controlPlanePaths(ctx.dir);
   for (const d of [ctx.dir, p.logs, p.pids, RUN_DIR]) await Deno.mkdir(d, { recursive: true });
   await preflight(ctx);
@@ -210,7 +249,7 @@ async function up(ctx: Ctx, nodeCount: number): Promise<void> {
     }
   }
   const nodes = Array.from({ length: nodeCount }, (_, i) => nodeLayout(ctx.dir, i));
-  for (const n of nodes) await upNode(n, nodeCtx(ctx), images);
+  for (const n of nodes) await upNode(n, nodeCtx(ctx, reserved), images);
 
   const deadline = Date.now() + 180_000;
   let statuses: NodeStatus[] = [];
@@ -254,12 +293,15 @@ async function up(ctx: Ctx, nodeCount: number): Promise<void> {
       containerdSocket: n.containerdSocket,
       podCidr: n.podCidr,
     })),
+    ...(opts.nodeCpu === undefined ? {} : { nodeCpu: opts.nodeCpu }),
+    ...(opts.nodeMemory === undefined ? {} : { nodeMemory: opts.nodeMemory }),
   };
   await Deno.writeTextFile(`${p.stateFile}.tmp`, JSON.stringify(state, null, 2) + "\n");
   await Deno.rename(`${p.stateFile}.tmp`, p.stateFile);
   ctx.log.info("cluster ready", {
     seconds: Math.round((Date.now() - t0) / 100) / 10,
     nodes: nodes.map((n) => n.name),
+    ...(reserved ? { nodeCpu: opts.nodeCpu ?? "all", nodeMemory: opts.nodeMemory ?? "all" } : {}),
     kubeconfig: p.adminKubeconfig,
     apiserver: APISERVER_URL,
   });
@@ -378,12 +420,21 @@ function env(ctx: Ctx): void {
   ].join("\n"));
 }
 
+async function previousState(dir: string): Promise<ClusterState | undefined> {
+  const f = controlPlanePaths(dir).stateFile;
+  if (!(await exists(f))) return undefined;
+  const parsed = ClusterStateSchema.safeParse(JSON.parse(await Deno.readTextFile(f)));
+  return parsed.success ? parsed.data : undefined;
+}
+
 async function main(): Promise<number> {
   const { values, positionals } = parseArgs({
     args: Deno.args,
     allowPositionals: true,
     options: {
       nodes: { type: "string" },
+      "node-cpu": { type: "string" },
+      "node-memory": { type: "string" },
       json: { type: "boolean", default: false },
       purge: { type: "boolean", default: false },
     },
@@ -406,8 +457,19 @@ async function main(): Promise<number> {
     if (lock) await lock.lock(true);
     switch (command) {
       case "up": {
-        const nodes = z.coerce.number().int().min(1).max(MAX_NODES).parse(values.nodes ?? "1");
-        await up(ctx, nodes);
+        // Flags left out keep what the running cluster has, so a plain `cluster:up` from one
+        // shell never shrinks a cluster another shell sized; "all" resets a size to the machine.
+        const prev = await previousState(ctx.dir);
+        const nodeCount = z.coerce.number().int().min(1).max(MAX_NODES).parse(
+          values.nodes ?? String(prev?.nodes.length || 1),
+        );
+        const size = (flag: string | undefined, before: string | undefined) =>
+          flag === "all" ? undefined : flag ?? before;
+        await up(ctx, {
+          nodeCount,
+          nodeCpu: size(values["node-cpu"], prev?.nodeCpu),
+          nodeMemory: size(values["node-memory"], prev?.nodeMemory),
+        });
         return 0;
       }
       case "down":
@@ -419,7 +481,10 @@ async function main(): Promise<number> {
         env(ctx);
         return 0;
       default:
-        log.error("usage: main.ts up [--nodes N] | down [--purge] | status [--json] | env", {});
+        log.error(
+          "usage: main.ts up [--nodes N] [--node-cpu Q|all] [--node-memory Q|all] | down [--purge] | status [--json] | env",
+          {},
+        );
         return 2;
     }
   } catch (err) {

@@ -11,6 +11,7 @@ import {
   containerdConfig,
   kubeletCmd,
   kubeletConfig,
+  type SystemReserved,
 } from "./configs.ts";
 import { exists, run, sleep, StepError, waitFor } from "./exec.ts";
 import type { NodeLayout } from "./layout.ts";
@@ -33,6 +34,8 @@ export interface NodeContext {
   pids: string;
   /** Scratch directory on the image cache's file system (for import staging). */
   stagingDir: string;
+  /** Resources held back from pods on every node (shrinks allocatable). */
+  reserved?: SystemReserved;
   /** Progress logger. */
   log: Logger;
 }
@@ -125,7 +128,7 @@ export async function upNode(
     });
   }
 
-  const klConfig = kubeletConfig(n, ctx.pki);
+  const klConfig = kubeletConfig(n, ctx.pki, ctx.reserved);
   await Deno.writeTextFile(`${n.dir}/kubelet.json`, klConfig);
   const kl = await startDaemon({
     name: `${n.name}-kubelet`,
