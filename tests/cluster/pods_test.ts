@@ -178,7 +178,7 @@ Deno.test({
         items: {
           metadata: { name: string };
           spec: { nodeName: string };
-          status: { podIP: string };
+          status: { podIP: string; containerStatuses: { containerID: string }[] };
         }[];
       };
       const byName = new Map(info.items.map((i) => [i.metadata.name, i]));
@@ -210,6 +210,19 @@ Deno.test({
           signal: AbortSignal.timeout(5000),
         });
         assert.equal((await res.text()).trim(), p.metadata.name);
+      }
+      // Each node runs its own containerd: a pod's container exists only in its node's.
+      for (const p of [a, b]) {
+        const id = (p.status.containerStatuses[0]?.containerID ?? "").replace("containerd://", "");
+        assert.ok(id, `no container ID for ${p.metadata.name}`);
+        for (const node of env.nodes) {
+          const out = await new Deno.Command("ctr", {
+            args: ["-a", node.containerdSocket, "-n", "k8s.io", "containers", "info", id],
+            stdout: "null",
+            stderr: "null",
+          }).output();
+          assert.equal(out.success, node.name === p.spec.nodeName, `${id} in ${node.name}`);
+        }
       }
     });
   },
