@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { AgentConfigSchema } from "../src/api/agent_config.ts";
+import { parseSchedulerConfig } from "../src/api/scheduler_config.ts";
 
 const root = new URL("../", import.meta.url);
 
@@ -15,4 +16,14 @@ Deno.test("deploy/agent/config.json is a valid agent config with the reference d
   assert.equal(cfg.scheduler.schedulerName, "autoscale-scheduler");
   assert.equal(cfg.monitor.serverPort, 10301);
   assert.equal(cfg.scheduler.requestPort, 10299);
+});
+
+Deno.test("deploy/scheduler/autoscale-enforcer-config.json is a valid scheduler config", async () => {
+  const raw: unknown = JSON.parse(
+    await Deno.readTextFile(new URL("deploy/scheduler/autoscale-enforcer-config.json", root)),
+  );
+  const r = parseSchedulerConfig(raw);
+  assert.ok(r.ok, r.ok ? "" : r.error.message);
+  assert.equal(r.value.schedulerName, "autoscale-scheduler");
+  assert.equal(r.value.watermark, 0.9);
 });
