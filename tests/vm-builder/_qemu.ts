@@ -198,7 +198,12 @@ export async function bootGuest(opts: BootOptions): Promise<Guest> {
       const start = out.lastIndexOf(`${command}; echo ${marker}`);
       return out.slice(start >= 0 ? start : 0);
     } finally {
-      conn.close();
+      try {
+        conn.close();
+      } catch (err) {
+        // The readable loop above already closed the connection when it returned early.
+        if (!(err instanceof Deno.errors.BadResource)) throw err;
+      }
     }
   };
 

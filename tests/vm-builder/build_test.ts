@@ -8,7 +8,9 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { writeLayoutFromDir } from "../../vm-builder/io/oci_layout.ts";
+import { importIntoContainerd } from "../../vm-builder/io/containerd.ts";
 import { bootGuest, canBoot, extractDisk, gaugeSamples, waitFor } from "./_qemu.ts";
+import { canRunContainerd, startContainerd } from "./_containerd.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 const CACHE = Deno.env.get("NEONVM_CACHE") ?? "/var/cache/neonvm-ts";
@@ -180,6 +182,45 @@ Deno.test({
           await Deno.rename(`${o}.qcow2`, `${keep}/${o.slice(o.lastIndexOf("/") + 1)}.qcow2`);
         }
         assert.fail(`two builds differ; disks kept in ${keep}`);
+      }
+
+      // The archive imports into containerd, and the runner pod's init-container command
+      // (reference §5.3) runs in it and leaves exactly the built disk in /vm/images.
+      if (canRunContainerd()) {
+        await Deno.mkdir(`${dir}/ctr/images`, { recursive: true });
+        await using ctr = await startContainerd(`${dir}/ctr`);
+        await importIntoContainerd(outs[0]!, [ctr.socket]);
+        const initCmd =
+          "mv /disk.qcow2 /vm/images/rootdisk.qcow2 && chown 36:34 /vm/images/rootdisk.qcow2 && sysctl -w net.ipv4.ip_forward=1";
+        const r = await new Deno.Command("ctr", {
+          args: [
+            "-a",
+            ctr.socket,
+            "-n",
+            "k8s.io",
+            "run",
+            "--rm",
+            "--privileged",
+            "--mount",
+            `type=bind,src=${dir}/ctr/images,dst=/vm/images,options=rbind:rw`,
+            "docker.io/library/vmb-test:1",
+            "init",
+            "sh",
+            "-c",
+            initCmd,
+          ],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        assert.equal(r.code, 0, dec.decode(r.stderr));
+        const st = await Deno.stat(`${dir}/ctr/images/rootdisk.qcow2`);
+        assert.equal(st.uid, 36);
+        assert.equal(st.gid, 34);
+        assert.equal(
+          await sha256(`${dir}/ctr/images/rootdisk.qcow2`),
+          await sha256(`${outs[0]}.qcow2`),
+        );
+        await Deno.remove(`${dir}/ctr/images/rootdisk.qcow2`);
       }
 
       await Deno.mkdir(`${dir}/vm`);
