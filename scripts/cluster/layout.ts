@@ -125,6 +125,12 @@ export const ClusterStateSchema = z.object({
   nodeCpu: z.string().optional(),
   /** Allocatable memory per node (Kubernetes quantity) when `--node-memory` shrank the nodes. */
   nodeMemory: z.string().optional(),
+  /** KWOK fake nodes (`fake-<j>`), when `--fake-nodes` asked for some. */
+  fakeNodes: z.object({
+    names: z.array(z.string()),
+    cpu: z.string(),
+    memory: z.string(),
+  }).optional(),
 });
 
 /** Parsed cluster.json. */

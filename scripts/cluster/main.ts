@@ -29,7 +29,8 @@ import {
 import { existingNodeNetns, setupHostNetwork, teardownHostNetwork } from "./network.ts";
 import { downNode, mountsUnder, type NodeContext, upNode } from "./node.ts";
 import { controlPlaneCerts, ensureCa, ensureCert, writeKubeconfig } from "./pki.ts";
-import { readPid, runningPid } from "./procs.ts";
+import { readPid, runningPid, startDaemon, stopDaemon } from "./procs.ts";
+import { fakeNodeName, fakeNodeObject, kwokCmd, kwokStages } from "./kwok.ts";
 import type { SystemReserved } from "./configs.ts";
 import { parseBytes, parseMilliCpu } from "../../src/api/quantity.ts";
 
@@ -41,6 +42,8 @@ const BINARIES = [
   "kubelet",
   "kubectl",
 ];
+/** Largest `--fake-nodes` (fake nodes are cheap; this only guards typos). */
+const MAX_FAKE_NODES = 1000;
 const HOST_TOOLS = [
   "containerd",
   "ctr",
@@ -76,7 +79,7 @@ async function sysctl(key: string): Promise<string> {
   return (await run(["sysctl", "-n", key], { step: "sysctl" })).stdout.trim();
 }
 
-async function preflight(ctx: Ctx): Promise<void> {
+async function preflight(ctx: Ctx, needKwok: boolean): Promise<void> {
   if (Deno.uid() !== 0) throw new StepError("preflight", "cluster:up must run as root");
   for (const t of HOST_TOOLS) {
     const r = await run(["sh", "-c", `command -v ${t}`], { step: "preflight", allowFail: true });
@@ -85,7 +88,9 @@ async function preflight(ctx: Ctx): Promise<void> {
     }
   }
   const missing = [];
-  for (const b of BINARIES) if (!(await exists(`${ctx.binDir}/${b}`))) missing.push(b);
+  for (const b of needKwok ? [...BINARIES, "kwok"] : BINARIES) {
+    if (!(await exists(`${ctx.binDir}/${b}`))) missing.push(b);
+  }
   if (missing.length > 0) {
     const logFile = `${controlPlanePaths(ctx.dir).logs}/build-k8s-bins.log`;
     ctx.log.info("building upstream binaries (first run; takes a while)", { missing, logFile });
@@ -160,6 +165,8 @@ async function nodeIndicesPresent(dir: string): Promise<number[]> {
 /** What `up` was asked for (after defaults from the running cluster). */
 interface UpOptions {
   nodeCount: number;
+  /** KWOK fake nodes to run (0 = none) and their size. */
+  fakeNodes: { count: number; cpu: string; memory: string };
   /** Allocatable CPU per node (quantity), or undefined for the whole machine. */
   nodeCpu: string | undefined;
   /** Allocatable memory per node (quantity), or undefined for the whole machine. */
@@ -210,7 +217,7 @@ async function up(ctx: Ctx, opts: UpOptions): Promise<void> {
   const reserved = await reservedFor(opts);
   const p = controlPlanePaths(ctx.dir);
   for (const d of [ctx.dir, p.logs, p.pids, RUN_DIR]) await Deno.mkdir(d, { recursive: true });
-  await preflight(ctx);
+  await preflight(ctx, opts.fakeNodes.count > 0);
   ctx.log.info("preflight ok", { binDir: ctx.binDir, nodes: nodeCount });
   await recordHostState(ctx);
 
@@ -280,6 +287,7 @@ async function up(ctx: Ctx, opts: UpOptions): Promise<void> {
       }
     }
   }
+  const fakeNames = await upFakeNodes(ctx, opts.fakeNodes);
   const state: ClusterState = {
     version: 1,
     dir: ctx.dir,
@@ -295,6 +303,9 @@ async function up(ctx: Ctx, opts: UpOptions): Promise<void> {
     })),
     ...(opts.nodeCpu === undefined ? {} : { nodeCpu: opts.nodeCpu }),
     ...(opts.nodeMemory === undefined ? {} : { nodeMemory: opts.nodeMemory }),
+    ...(fakeNames.length === 0 ? {} : {
+      fakeNodes: { names: fakeNames, cpu: opts.fakeNodes.cpu, memory: opts.fakeNodes.memory },
+    }),
   };
   await Deno.writeTextFile(`${p.stateFile}.tmp`, JSON.stringify(state, null, 2) + "\n");
   await Deno.rename(`${p.stateFile}.tmp`, p.stateFile);
@@ -307,6 +318,74 @@ async function up(ctx: Ctx, opts: UpOptions): Promise<void> {
   });
 }
 
+/** Starts (or stops) KWOK and makes the fake Node objects match `want`; returns their names. */
+async function upFakeNodes(ctx: Ctx, want: UpOptions["fakeNodes"]): Promise<string[]> {
+  const p = controlPlanePaths(ctx.dir);
+  const names = Array.from({ length: want.count }, (_, j) => fakeNodeName(j));
+  const existing = (await nodeStatuses(ctx.dir)).map((n) => n.name).filter((n) =>
+    /^fake-\d+$/.test(n)
+  );
+  for (const name of existing) {
+    if (!names.includes(name)) {
+      await adminRequest(ctx.dir, `/api/v1/nodes/${name}`, { method: "DELETE" });
+      ctx.log.info("fake node removed", { node: name });
+    }
+  }
+  if (want.count === 0) {
+    if (await stopDaemon(p.pids, "kwok", "kwok")) ctx.log.info("kwok stopped", {});
+    return [];
+  }
+  const stages = kwokStages();
+  await Deno.writeTextFile(`${ctx.dir}/kwok.yaml`, stages);
+  const kwok = await startDaemon({
+    name: "kwok",
+    cmd: kwokCmd(ctx.binDir, p.adminKubeconfig, `${ctx.dir}/kwok.yaml`),
+    logFile: `${p.logs}/kwok.log`,
+    pidDir: p.pids,
+    configText: stages,
+  });
+  for (let j = 0; j < want.count; j++) {
+    const node = fakeNodeObject(j, want.cpu, want.memory);
+    const body = JSON.stringify(node);
+    const r = await adminRequest(ctx.dir, "/api/v1/nodes", {
+      method: "POST",
+      body,
+      contentType: "application/json",
+    });
+    if (r.status === 409) {
+      // Exists: bring its size in line (status subresource; KWOK keeps the rest).
+      const patch = await adminRequest(ctx.dir, `/api/v1/nodes/${fakeNodeName(j)}/status`, {
+        method: "PATCH",
+        contentType: "application/merge-patch+json",
+        body: JSON.stringify({ status: node.status }),
+      });
+      if (patch.status !== 200) {
+        throw new StepError("fake-nodes", `PATCH ${fakeNodeName(j)}: HTTP ${patch.status}`);
+      }
+    } else if (r.status !== 201) {
+      throw new StepError("fake-nodes", `POST node ${fakeNodeName(j)}: HTTP ${r.status} ${r.body}`);
+    }
+  }
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const st = await nodeStatuses(ctx.dir);
+    if (names.every((n) => st.find((s) => s.name === n)?.ready)) break;
+    if (Date.now() > deadline) {
+      throw new StepError("fake-nodes", "fake nodes not Ready after 60 s", {
+        logFile: `${p.logs}/kwok.log`,
+      });
+    }
+    await sleep(500);
+  }
+  ctx.log.info(kwok.started ? "kwok started" : "kwok running", {
+    pid: kwok.pid,
+    fakeNodes: names.length,
+    cpu: want.cpu,
+    memory: want.memory,
+  });
+  return names;
+}
+
 async function down(ctx: Ctx, purge: boolean): Promise<void> {
   const t0 = Date.now();
   const p = controlPlanePaths(ctx.dir);
@@ -314,6 +393,7 @@ async function down(ctx: Ctx, purge: boolean): Promise<void> {
   for (const i of await nodeIndicesPresent(ctx.dir)) {
     await downNode(nodeLayout(ctx.dir, i), nodeCtx(ctx));
   }
+  if (await stopDaemon(p.pids, "kwok", "kwok")) ctx.log.info("kwok stopped", {});
   await downControlPlane(ctx.dir, ctx.log);
   await Deno.remove(p.etcdData, { recursive: true }).catch(() => {});
   let ipForward = "0";
@@ -357,6 +437,9 @@ async function status(ctx: Ctx, json: boolean): Promise<number> {
   const procs: { name: string; pid: number | null }[] = [];
   for (const c of CONTROL_PLANE) {
     procs.push({ name: c.name, pid: (await runningPid(p.pids, c.name, c.bin)) ?? null });
+  }
+  if (await exists(`${ctx.dir}/kwok.yaml`) && (await readPid(p.pids, "kwok")) !== undefined) {
+    procs.push({ name: "kwok", pid: (await runningPid(p.pids, "kwok", "kwok")) ?? null });
   }
   const indices = await nodeIndicesPresent(ctx.dir);
   for (const i of indices) {
@@ -435,6 +518,9 @@ async function main(): Promise<number> {
       nodes: { type: "string" },
       "node-cpu": { type: "string" },
       "node-memory": { type: "string" },
+      "fake-nodes": { type: "string" },
+      "fake-node-cpu": { type: "string" },
+      "fake-node-memory": { type: "string" },
       json: { type: "boolean", default: false },
       purge: { type: "boolean", default: false },
     },
@@ -465,8 +551,16 @@ async function main(): Promise<number> {
         );
         const size = (flag: string | undefined, before: string | undefined) =>
           flag === "all" ? undefined : flag ?? before;
+        const fakeCount = z.coerce.number().int().min(0).max(MAX_FAKE_NODES).parse(
+          values["fake-nodes"] ?? String(prev?.fakeNodes?.names.length ?? 0),
+        );
         await up(ctx, {
           nodeCount,
+          fakeNodes: {
+            count: fakeCount,
+            cpu: values["fake-node-cpu"] ?? prev?.fakeNodes?.cpu ?? "4",
+            memory: values["fake-node-memory"] ?? prev?.fakeNodes?.memory ?? "16Gi",
+          },
           nodeCpu: size(values["node-cpu"], prev?.nodeCpu),
           nodeMemory: size(values["node-memory"], prev?.nodeMemory),
         });
@@ -482,7 +576,7 @@ async function main(): Promise<number> {
         return 0;
       default:
         log.error(
-          "usage: main.ts up [--nodes N] [--node-cpu Q|all] [--node-memory Q|all] | down [--purge] | status [--json] | env",
+          "usage: main.ts up [--nodes N] [--node-cpu Q|all] [--node-memory Q|all] [--fake-nodes M] [--fake-node-cpu Q] [--fake-node-memory Q] | down [--purge] | status [--json] | env",
           {},
         );
         return 2;

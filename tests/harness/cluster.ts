@@ -36,6 +36,12 @@ export interface ClusterEnv {
   apiserverUrl: string;
   /** The nodes, in index order. */
   nodes: ClusterNode[];
+  /**
+   * KWOK fake node names (`fake-<j>`, from `cluster:up --fake-nodes M`); empty when none. They
+   * are tainted `kwok.x-k8s.io/node=fake:NoSchedule`; pods bound there are marked Running by
+   * KWOK but never run.
+   */
+  fakeNodes: string[];
 }
 
 /** Result of a finished kubectl call. */
@@ -76,6 +82,7 @@ export async function requireCluster(): Promise<ClusterEnv> {
     binDir: s.binDir,
     apiserverUrl: s.apiserverUrl,
     nodes: s.nodes.map((n) => ({ ...n })),
+    fakeNodes: s.fakeNodes?.names ?? [],
   };
   const ready = await kubectl(env, ["get", "--raw=/readyz", "--request-timeout=5s"]);
   if (ready.code !== 0) {
