@@ -8,7 +8,8 @@
  */
 import { z } from "zod";
 import { ParseError } from "../lib/errors.ts";
-import { BytesSchema, MilliCpuSchema, ResourcesSchema } from "./quantity.ts";
+import { ResourcesSchema } from "./quantity.ts";
+import { BoundsAnnotationSchema, ScalingConfigAnnotationSchema } from "./annotations.ts";
 
 const positive = () => z.number().positive();
 const positiveInt = () => z.number().int().positive();
@@ -37,19 +38,12 @@ export const ScalingConfigSchema = z.strictObject({
 /** Effective scaling knobs of one VM. */
 export type ScalingConfig = z.infer<typeof ScalingConfigSchema>;
 
-/** The `autoscaling.neon.tech/config` annotation: any subset of ScalingConfig fields. */
-export const ScalingConfigOverridesSchema = z.strictObject({
-  loadAverageFractionTarget: z.number().min(0).lt(2).optional(),
-  memoryUsageFractionTarget: z.number().min(0).lt(1).optional(),
-  memoryTotalFractionTarget: z.number().min(0).lt(1).optional(),
-  enableLFCMetrics: z.boolean().optional(),
-  lfcUseLargestWindow: z.boolean().optional(),
-  lfcToMemoryRatio: z.number().min(0).optional(),
-  lfcWindowSizeMinutes: z.number().int().min(2).optional(),
-  lfcMinWaitBeforeDownscaleMinutes: z.number().int().min(0).optional(),
-  cpuStableZoneRatio: z.number().min(0).optional(),
-  cpuMixedZoneRatio: z.number().min(0).optional(),
-});
+/**
+ * The `autoscaling.neon.tech/config` annotation: any subset of ScalingConfig fields. One schema
+ * for every reader, defined with the other annotations (unknown keys ignored, as Go's
+ * `json.Unmarshal` does).
+ */
+export const ScalingConfigOverridesSchema = ScalingConfigAnnotationSchema;
 /** Field-wise overrides of the default ScalingConfig. */
 export type ScalingConfigOverrides = z.infer<typeof ScalingConfigOverridesSchema>;
 
@@ -62,21 +56,18 @@ export function withOverrides(
   const out: Record<string, unknown> = { ...defaults };
   for (const [k, v] of Object.entries(overrides)) if (v !== undefined) out[k] = v;
   const merged = out as ScalingConfig;
-  // An override may break the window invariant; fall back to a window that the estimator accepts.
-  if (merged.lfcMinWaitBeforeDownscaleMinutes < merged.lfcWindowSizeMinutes) {
-    return { ...merged, lfcMinWaitBeforeDownscaleMinutes: merged.lfcWindowSizeMinutes };
-  }
-  return merged;
+  // An override may break the estimator's invariants (a window of at least 2 minutes, a wait no
+  // shorter than the window); fall back to the nearest values it accepts.
+  const window = Math.max(2, merged.lfcWindowSizeMinutes);
+  return {
+    ...merged,
+    lfcWindowSizeMinutes: window,
+    lfcMinWaitBeforeDownscaleMinutes: Math.max(window, merged.lfcMinWaitBeforeDownscaleMinutes),
+  };
 }
 
 /** `{"min":{"cpu","mem"},"max":{"cpu","mem"}}` of the `autoscaling.neon.tech/bounds` annotation. */
-export const VmBoundsAnnotationSchema = z.strictObject({
-  min: z.strictObject({ cpu: MilliCpuSchema, mem: BytesSchema }),
-  max: z.strictObject({ cpu: MilliCpuSchema, mem: BytesSchema }),
-}).refine(
-  (b) => b.min.cpu > 0 && b.min.mem > 0 && b.max.cpu > 0 && b.max.mem > 0,
-  { message: "all four bounds must be non-zero" },
-);
+export const VmBoundsAnnotationSchema = BoundsAnnotationSchema;
 /** Decoded bounds annotation: MilliCPU and bytes. */
 export type VmBoundsAnnotation = z.infer<typeof VmBoundsAnnotationSchema>;
 

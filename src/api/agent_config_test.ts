@@ -121,14 +121,18 @@ Deno.test("a partial config takes the defaults for the rest", () => {
   assert.equal(c.scaling.defaultConfig.memoryUsageFractionTarget, 0.75);
 });
 
-Deno.test("config annotation overrides field by field; unknown override fields rejected", () => {
+Deno.test("config annotation overrides field by field; unknown fields ignored as Go does", () => {
   const d = defaultAgentConfig().scaling.defaultConfig;
   const o = ScalingConfigOverridesSchema.parse({ enableLFCMetrics: true, lfcToMemoryRatio: 0.5 });
   const m = withOverrides(d, o);
   assert.equal(m.enableLFCMetrics, true);
   assert.equal(m.lfcToMemoryRatio, 0.5);
   assert.equal(m.loadAverageFractionTarget, 0.9);
-  assert.equal(ScalingConfigOverridesSchema.safeParse({ nope: 1 }).success, false);
+  assert.deepEqual(ScalingConfigOverridesSchema.parse({ nope: 1 }), {});
+  // Out-of-range windows from an annotation are clamped to what the estimator accepts.
+  const w = withOverrides(d, ScalingConfigOverridesSchema.parse({ lfcWindowSizeMinutes: 1 }));
+  assert.equal(w.lfcWindowSizeMinutes, 2);
+  assert.ok(w.lfcMinWaitBeforeDownscaleMinutes >= 2);
   assert.equal(
     ScalingConfigOverridesSchema.safeParse({ memoryUsageFractionTarget: 1 }).success,
     false,
