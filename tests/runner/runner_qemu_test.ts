@@ -11,6 +11,7 @@ import { connectQmp } from "../../src/lib/qmp/client.ts";
 import {
   countPluggedCpus,
   plugCpu,
+  queryKvm,
   queryMemorySizeSummary,
   queryStatus,
   setVirtioMemRequestedSize,
@@ -70,6 +71,7 @@ Deno.test({
     try {
       await t.step("vCPU hot-add over QMP: the guest onlines the new CPU", async () => {
         assert.equal((await queryStatus(qmp)).status, "running");
+        assert.deepEqual((await queryKvm(qmp)).enabled, false, "TCG");
         assert.equal(await countPluggedCpus(qmp), 1);
         const slot = await plugCpu(qmp);
         assert.equal(slot?.props["core-id"], 1);

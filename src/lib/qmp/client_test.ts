@@ -16,6 +16,7 @@ import {
   plugCpu,
   queryCpusFast,
   queryHotpluggableCpus,
+  queryKvm,
   queryMemoryDevices,
   queryMemorySizeSummary,
   queryMigrate,
@@ -105,6 +106,12 @@ Deno.test("virtio-mem requested-size round-trips and shows in the memory summary
     (e: unknown) => e instanceof QmpCommandError && e.errorClass === "GenericError",
   );
   assert.equal(await getVirtioMemRequestedSize(qmp), 2 * GiB, "a rejected set changes nothing");
+});
+
+Deno.test("query-kvm tells KVM from TCG", async () => {
+  await using server = startFakeQmpServer({ vm: { kvm: false } });
+  await using qmp = await connectQmp(server.address);
+  assert.deepEqual(await queryKvm(qmp), { enabled: false, present: false });
 });
 
 Deno.test("error replies become QmpCommandError with class and command", async () => {

@@ -246,6 +246,20 @@ export function queryMemoryDevices(
   return qmp.call("query-memory-devices", undefined, z.array(MemoryDeviceSchema), options);
 }
 
+/** Reply of `query-kvm`. */
+export const KvmInfoSchema = z.object({ enabled: z.boolean(), present: z.boolean() });
+/** Whether KVM is in use (`enabled`) and available (`present`). */
+export type KvmInfo = z.infer<typeof KvmInfoSchema>;
+
+/**
+ * `query-kvm`. Callers use it to learn the accelerator: with TCG (`enabled: false`) QEMU 7.2
+ * crashes (SIGSEGV) on any vCPU hot-add that follows a vCPU hot-remove, so vCPUs must not be
+ * removed under TCG (measured on QEMU 7.2.22, see tests/runner/).
+ */
+export function queryKvm(qmp: QmpClient, options?: ExecuteOptions): Promise<KvmInfo> {
+  return qmp.call("query-kvm", undefined, KvmInfoSchema, options);
+}
+
 /** `query-status`. */
 export function queryStatus(qmp: QmpClient, options?: ExecuteOptions): Promise<VmStatus> {
   return qmp.call("query-status", undefined, VmStatusSchema, options);

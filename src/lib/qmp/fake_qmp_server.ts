@@ -27,6 +27,8 @@ export interface FakeVmState {
   virtioMemFollowsInstantly: boolean;
   /** `query-status` status. */
   status: string;
+  /** `query-kvm` `enabled` (true: KVM, false: TCG). */
+  kvm: boolean;
   /** `query-migrate` status; undefined before any migration. */
   migrationStatus: string | undefined;
   /** Capabilities and parameters last set. */
@@ -107,6 +109,7 @@ function defaultVm(): FakeVmState {
     },
     virtioMemFollowsInstantly: true,
     status: "running",
+    kvm: true,
     migrationStatus: undefined,
     migrationCapabilities: {},
     migrationParameters: {},
@@ -257,6 +260,7 @@ function builtinHandlers(
       singlestep: false,
       status: vm.status,
     }),
+    "query-kvm": () => ({ enabled: vm.kvm, present: vm.kvm }),
     system_powerdown: () => {
       emit("POWERDOWN");
       return {};
