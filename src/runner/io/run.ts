@@ -59,10 +59,64 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Picks KVM when allowed and /dev/kvm opens read-write, else TCG. */
+/**
+ * Whether a KVM guest actually runs: boots QEMU with KVM and no disks and waits for the firmware
+ * banner on the serial port. Some hosts expose a /dev/kvm whose guests never execute.
+ */
+export async function probeKvm(qemuBin: string, timeoutMs = 4000): Promise<boolean> {
+  const child = new Deno.Command(qemuBin, {
+    args: [
+      "-accel",
+      "kvm",
+      "-machine",
+      "q35",
+      "-nodefaults",
+      "-nographic",
+      "-display",
+      "none",
+      "-monitor",
+      "none",
+      "-m",
+      "64",
+      "-serial",
+      "stdio",
+      "-no-reboot",
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  const dec = new TextDecoder();
+  let text = "";
+  const timer = setTimeout(() => reader.cancel().catch(() => {}), timeoutMs);
+  try {
+    while (!text.includes("SeaBIOS") && text.length < 65536) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += dec.decode(value, { stream: true });
+    }
+  } catch (_cancelled) {
+    // The deadline cancelled the read.
+  } finally {
+    clearTimeout(timer);
+    try {
+      child.kill("SIGKILL");
+    } catch (_exited) {
+      // Already gone.
+    }
+    await child.status;
+  }
+  return text.includes("SeaBIOS");
+}
+
+/**
+ * Picks KVM when allowed, /dev/kvm opens read-write and a probe guest runs under it; else TCG.
+ */
 export async function detectAccelerator(
   choice: RunnerConfig["accel"],
   enableAcceleration: boolean,
+  qemuBin = "qemu-system-x86_64",
 ): Promise<{ accelerator: Accelerator; reason: string }> {
   if (choice !== "auto") return { accelerator: choice, reason: `-accel=${choice}` };
   if (!enableAcceleration) return { accelerator: "tcg", reason: "spec.enableAcceleration=false" };
@@ -71,10 +125,13 @@ export async function detectAccelerator(
     if (!st.isCharDevice) return { accelerator: "tcg", reason: "/dev/kvm is not a device" };
     const f = await Deno.open("/dev/kvm", { read: true, write: true });
     f.close();
-    return { accelerator: "kvm", reason: "/dev/kvm is usable" };
   } catch (error) {
     return { accelerator: "tcg", reason: `/dev/kvm unusable: ${errorChainMessage(error)}` };
   }
+  if (!(await probeKvm(qemuBin))) {
+    return { accelerator: "tcg", reason: "/dev/kvm opens but a KVM probe guest did not run" };
+  }
+  return { accelerator: "kvm", reason: "/dev/kvm works" };
 }
 
 async function userExists(name: string): Promise<boolean> {
@@ -171,7 +228,7 @@ async function startVm(
   const { paths, disks, nics } = prep;
 
   // 4. QEMU command line.
-  const accel = await detectAccelerator(cfg.accel, spec.enableAcceleration);
+  const accel = await detectAccelerator(cfg.accel, spec.enableAcceleration, cfg.qemuBin);
   log.info("accelerator chosen", accel);
   const extraNet = spec.extraNetwork?.enable && cfg.status.extraNetIP && cfg.status.extraNetMask
     ? { ip: cfg.status.extraNetIP, mask: cfg.status.extraNetMask }
