@@ -47,6 +47,8 @@ export interface StartRunnerOptions {
   mounts?: Record<string, string>;
   /** Manage the QEMU cgroup (default false). */
   manageCgroup?: boolean;
+  /** Start as a migration target (`RECEIVE_MIGRATION=true`). */
+  receiveMigration?: boolean;
 }
 
 /** A running runner in its namespace. */
@@ -150,6 +152,8 @@ export async function startRunner(opts: StartRunnerOptions = {}): Promise<Runner
     await sh(["ip", "netns", "exec", ns, "ip", "addr", "add", `${podIp}/30`, "dev", "eth0"]);
     await sh(["ip", "netns", "exec", ns, "ip", "link", "set", "eth0", "up"]);
     await sh(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"]);
+    // Other test namespaces (a migration peer) are reached through the host.
+    await sh(["ip", "netns", "exec", ns, "ip", "route", "add", "default", "via", hostIp]);
 
     const spec = {
       terminationGracePeriodSeconds: 30,
@@ -207,7 +211,10 @@ export async function startRunner(opts: StartRunnerOptions = {}): Promise<Runner
         ...flags,
       ],
       cwd: REPO,
-      env: { K8S_POD_NAME: podName },
+      env: {
+        K8S_POD_NAME: podName,
+        ...(opts.receiveMigration ? { RECEIVE_MIGRATION: "true" } : {}),
+      },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
