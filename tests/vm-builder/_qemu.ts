@@ -180,7 +180,7 @@ export async function bootGuest(opts: BootOptions): Promise<Guest> {
       const reading = (async () => {
         for await (const chunk of conn.readable) {
           out += dec.decode(chunk, { stream: true });
-          if (out.includes(`${marker}:`)) return;
+          if (new RegExp(`${marker}:[0-9]`).test(out)) return;
         }
       })();
       await conn.write(new TextEncoder().encode(`\n${command}; echo ${marker}:$?\n`));
@@ -195,7 +195,7 @@ export async function bootGuest(opts: BootOptions): Promise<Guest> {
         ),
       ]);
       clearTimeout(timer);
-      const start = out.lastIndexOf(`${command}; echo ${marker}`);
+      const start = out.lastIndexOf(`${marker}:$?`);
       return out.slice(start >= 0 ? start : 0);
     } finally {
       try {
