@@ -6,6 +6,6 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 export PATH=/opt/neonvm-ts/bin:$PATH
 deno task ok
-deno task cluster:up
+deno task cluster:up --nodes 2
 trap 'deno task cluster:down || true' EXIT
 deno task test:e2e
