@@ -174,14 +174,16 @@ export async function bootGuest(opts: BootOptions): Promise<Guest> {
 
   const shell = async (command: string, timeoutMs: number): Promise<string> => {
     const conn = await Deno.connect({ transport: "unix", path: ttySock });
+    let finished = false;
     try {
       const marker = `__END_${Math.random().toString(36).slice(2)}__`;
       let out = "";
       const reading = (async () => {
         for await (const chunk of conn.readable) {
           out += dec.decode(chunk, { stream: true });
-          if (new RegExp(`${marker}:[0-9]`).test(out)) return;
+          if (new RegExp(`${marker}:[0-9]`).test(out)) break;
         }
+        finished = true;
       })();
       await conn.write(new TextEncoder().encode(`\n${command}; echo ${marker}:$?\n`));
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -198,12 +200,8 @@ export async function bootGuest(opts: BootOptions): Promise<Guest> {
       const start = out.lastIndexOf(`${marker}:$?`);
       return out.slice(start >= 0 ? start : 0);
     } finally {
-      try {
-        conn.close();
-      } catch (err) {
-        // The readable loop above already closed the connection when it returned early.
-        if (!(err instanceof Deno.errors.BadResource)) throw err;
-      }
+      // When the read loop ended, the readable already closed the connection.
+      if (!finished) conn.close();
     }
   };
 
