@@ -1,0 +1,250 @@
+/**
+ * The demo's view of the local cluster: where it is (cluster.json), kubectl calls, reading one
+ * VirtualMachine, waiting with progress, and scraping the guest's metrics exporter by pod IP.
+ * Must not start or stop the cluster (that is `deno task cluster:up`) nor change other
+ * namespaces than the ones it is given.
+ * @module
+ */
+import { ClusterStateSchema, controlPlanePaths, DEFAULT_CLUSTER_DIR } from "../cluster/layout.ts";
+import { extractSystemMetrics, type SystemMetrics } from "../../src/agent/core/metrics.ts";
+import { parsePromText } from "../../src/agent/core/prom_text.ts";
+import {
+  ANNOTATION_RESOURCES_APPROVED,
+  parseResourcesAnnotation,
+} from "../../src/api/annotations.ts";
+import {
+  cpuUseMilli,
+  memoryUseBytes,
+  type VirtualMachine,
+  VirtualMachineSchema,
+} from "../../src/api/virtualmachine.ts";
+import type { Logger } from "../../src/lib/log.ts";
+
+/** The running local cluster as the demo uses it. */
+export interface DemoCluster {
+  /** Cluster directory. */
+  dir: string;
+  /** Admin kubeconfig. */
+  kubeconfig: string;
+  /** kubectl binary. */
+  kubectl: string;
+  /** Number of nodes. */
+  nodeCount: number;
+  /** Node names. */
+  nodeNames: string[];
+}
+
+/** Reads `<cluster dir>/cluster.json`; throws when the cluster was never brought up. */
+export async function loadCluster(
+  dir = Deno.env.get("NEONVM_CLUSTER_DIR") ?? DEFAULT_CLUSTER_DIR,
+): Promise<DemoCluster> {
+  const file = controlPlanePaths(dir).stateFile;
+  const text = await Deno.readTextFile(file).catch((e) => {
+    throw new Error(`no local cluster (${file}): run deno task cluster:up`, { cause: e });
+  });
+  const s = ClusterStateSchema.parse(JSON.parse(text));
+  return {
+    dir: s.dir,
+    kubeconfig: s.kubeconfig,
+    kubectl: `${s.binDir}/kubectl`,
+    nodeCount: s.nodes.length,
+    nodeNames: s.nodes.map((n) => n.name),
+  };
+}
+
+/** Result of one kubectl call. */
+export interface Kubectl {
+  /** Exit code. */
+  code: number;
+  /** Standard output. */
+  stdout: string;
+  /** Standard error. */
+  stderr: string;
+}
+
+/** Runs kubectl with the admin kubeconfig; never throws on a non-zero exit. */
+export async function kubectl(
+  c: DemoCluster,
+  args: string[],
+  opts: { stdin?: string; timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<Kubectl> {
+  const ac = new AbortController();
+  const timer = opts.timeoutMs ? setTimeout(() => ac.abort(), opts.timeoutMs) : undefined;
+  const onAbort = () => ac.abort();
+  opts.signal?.addEventListener("abort", onAbort);
+  try {
+    const child = new Deno.Command(c.kubectl, {
+      args: ["--kubeconfig", c.kubeconfig, ...args],
+      stdin: opts.stdin === undefined ? "null" : "piped",
+      stdout: "piped",
+      stderr: "piped",
+      signal: ac.signal,
+    }).spawn();
+    if (opts.stdin !== undefined) {
+      const w = child.stdin.getWriter();
+      await w.write(new TextEncoder().encode(opts.stdin));
+      await w.close();
+    }
+    const out = await child.output();
+    const dec = new TextDecoder();
+    return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+    opts.signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+/** Runs kubectl and throws with its error output on a non-zero exit. */
+export async function kubectlOk(
+  c: DemoCluster,
+  args: string[],
+  opts: { stdin?: string; timeoutMs?: number } = {},
+): Promise<string> {
+  const r = await kubectl(c, args, opts);
+  if (r.code !== 0) {
+    throw new Error(`kubectl ${args.join(" ")}: exit ${r.code}: ${r.stderr.trim() || r.stdout}`);
+  }
+  return r.stdout;
+}
+
+/** Applies JSON objects (one `kubectl apply -f -`). */
+export async function applyObjects(c: DemoCluster, objs: readonly unknown[]): Promise<void> {
+  await kubectlOk(c, ["apply", "-f", "-"], {
+    stdin: JSON.stringify({ apiVersion: "v1", kind: "List", items: objs }),
+    timeoutMs: 60_000,
+  });
+}
+
+/** Reads one VM; undefined when it does not exist. */
+export async function getVm(
+  c: DemoCluster,
+  ns: string,
+  name: string,
+): Promise<VirtualMachine | undefined> {
+  const r = await kubectl(c, [
+    "get",
+    "virtualmachines.vm.neon.tech",
+    "-n",
+    ns,
+    name,
+    "-o",
+    "json",
+    "--request-timeout=10s",
+  ]);
+  if (r.code !== 0) {
+    if (/NotFound|not found/.test(r.stderr)) return undefined;
+    throw new Error(`get vm ${ns}/${name}: ${r.stderr.trim()}`);
+  }
+  return VirtualMachineSchema.parse(JSON.parse(r.stdout));
+}
+
+/** What the demo tracks of a VM at one moment. */
+export interface VmSnapshot {
+  /** Phase. */
+  phase: string;
+  /** Pod IP, when running. */
+  podIp: string | undefined;
+  /** Runner pod name. */
+  podName: string | undefined;
+  /** Node. */
+  node: string | undefined;
+  /** spec.guest.cpus.use (the agent's patch), MilliCPU. */
+  cpuUseMilli: number;
+  /** spec memory in use (the agent's patch), bytes. */
+  memUseBytes: number;
+  /** status.cpus (what the guest has), MilliCPU. */
+  cpuStatusMilli: number | undefined;
+  /** status.memorySize, bytes. */
+  memStatusBytes: number | undefined;
+  /** Scheduler-approved CPU, MilliCPU. */
+  cpuApprovedMilli: number | undefined;
+  /** Scheduler-approved memory, bytes. */
+  memApprovedBytes: number | undefined;
+  /** Pod restart count as the VM counts it. */
+  restartCount: number;
+}
+
+/** The fields of `vm` the demo tracks. */
+export function snapshotOf(vm: VirtualMachine): VmSnapshot {
+  const text = vm.metadata.annotations?.[ANNOTATION_RESOURCES_APPROVED];
+  const approved = text === undefined
+    ? undefined
+    : parseResourcesAnnotation(text, ANNOTATION_RESOURCES_APPROVED);
+  const a = approved?.ok ? approved.value : undefined;
+  return {
+    phase: vm.status?.phase ?? "",
+    podIp: vm.status?.podIP || undefined,
+    podName: vm.status?.podName || undefined,
+    node: vm.status?.node || undefined,
+    cpuUseMilli: cpuUseMilli(vm),
+    memUseBytes: memoryUseBytes(vm),
+    cpuStatusMilli: vm.status?.cpus,
+    memStatusBytes: vm.status?.memorySize,
+    cpuApprovedMilli: a?.vCPUs,
+    memApprovedBytes: a?.mem,
+    restartCount: vm.status?.restartCount ?? 0,
+  };
+}
+
+/** Scrapes the guest's exporter at `ip:9100`; undefined when it does not answer in time. */
+export async function scrapeGuest(
+  ip: string,
+  timeoutMs = 3000,
+): Promise<SystemMetrics | undefined> {
+  try {
+    const res = await fetch(`http://${ip}:9100/metrics`, {
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    if (!res.ok) {
+      await res.body?.cancel();
+      return undefined;
+    }
+    const m = extractSystemMetrics(parsePromText(await res.text()));
+    return m.ok ? m.value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Polls `check` every `intervalMs` until it returns a value (not undefined), logging progress
+ * every 15 s with what `describe` says; throws after `timeoutMs`.
+ */
+export async function waitUntil<T>(
+  log: Logger,
+  what: string,
+  check: () => Promise<T | undefined>,
+  opts: { timeoutMs: number; intervalMs?: number; describe?: () => string },
+): Promise<T> {
+  const t0 = performance.now();
+  let lastLog = t0;
+  let lastErr = "";
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined) {
+        log.info(`${what}: done`, { seconds: Math.round((performance.now() - t0) / 100) / 10 });
+        return v;
+      }
+    } catch (e) {
+      lastErr = e instanceof Error ? e.message : String(e);
+    }
+    const now = performance.now();
+    if (now - t0 > opts.timeoutMs) {
+      throw new Error(
+        `timed out after ${Math.round(opts.timeoutMs / 1000)} s waiting for ${what}${
+          lastErr ? ` (last error: ${lastErr})` : ""
+        }${opts.describe ? `; ${opts.describe()}` : ""}`,
+      );
+    }
+    if (now - lastLog > 15_000) {
+      lastLog = now;
+      log.info(`${what}: waiting`, {
+        seconds: Math.round((now - t0) / 1000),
+        ...(opts.describe ? { state: opts.describe() } : {}),
+        ...(lastErr ? { lastError: lastErr } : {}),
+      });
+    }
+    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 2000));
+  }
+}

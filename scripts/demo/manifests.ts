@@ -1,0 +1,123 @@
+/**
+ * The demo's Kubernetes objects as plain JSON: the autoscaling Postgres VM and the load pod that
+ * runs pgbench/psql against it, plus the SQL of the load phases. Pure: no I/O.
+ * @module
+ */
+
+/** Namespace of the demo and of tests/e2e (the local controller watches only this one). */
+export const DEMO_NAMESPACE = "neonvm-demo";
+/** Image of the Postgres example guest (vm-examples/pg16). */
+export const PG_GUEST_IMAGE = "docker.io/neonvm-ts/vm-pg16:dev";
+
+/** The guest kernel image (scripts/demo/images.ts): /vmlinuz, /initrd.img, busybox cp. */
+export const GUEST_KERNEL_IMAGE = "localhost/neonvm-ts/demo-kernel:dev";
+
+/** Options of the demo VM. */
+export interface VmOptions {
+  /** VM name. */
+  name: string;
+  /** Namespace (default {@linkcode DEMO_NAMESPACE}). */
+  namespace?: string;
+  /** Minimum vCPUs as a quantity (default "250m"). */
+  cpuMin?: string | number;
+  /** Maximum vCPUs (default 2). */
+  cpuMax?: string | number;
+  /** Minimum memory slots of 1 GiB (default 1). */
+  memMinSlots?: number;
+  /** Maximum memory slots of 1 GiB (default 8). */
+  memMaxSlots?: number;
+  /** Guest disk image (default {@linkcode PG_GUEST_IMAGE}). */
+  image?: string;
+  /** Kernel image (default {@linkcode GUEST_KERNEL_IMAGE}; null: the runtime image's kernel). */
+  kernelImage?: string | null;
+  /** Extra labels. */
+  labels?: Record<string, string>;
+}
+
+/**
+ * The autoscaling Postgres VM: label `autoscaling.neon.tech/enabled`, scheduled by
+ * autoscale-scheduler, 0.25–2 vCPU and 1–8 GiB by default. CPU scaling is SysfsScaling: under TCG
+ * (no KVM here) QEMU 7.2 cannot re-plug a vCPU it unplugged, so vCPUs are onlined and offlined in
+ * the guest instead of hot-(un)plugged.
+ */
+export function demoVm(o: VmOptions): Record<string, unknown> {
+  const kernel = o.kernelImage === undefined ? GUEST_KERNEL_IMAGE : o.kernelImage;
+  return {
+    apiVersion: "vm.neon.tech/v1",
+    kind: "VirtualMachine",
+    metadata: {
+      name: o.name,
+      namespace: o.namespace ?? DEMO_NAMESPACE,
+      labels: { "autoscaling.neon.tech/enabled": "true", ...(o.labels ?? {}) },
+    },
+    spec: {
+      schedulerName: "autoscale-scheduler",
+      cpuScalingMode: "SysfsScaling",
+      terminationGracePeriodSeconds: 10,
+      enableSSH: false,
+      ...(kernel === null ? {} : {
+        // The runner boots /vm/images/vmlinuz with the initrd.img beside it.
+        extraInitContainers: [{
+          name: "init-initrd",
+          image: kernel,
+          imagePullPolicy: "Never",
+          command: ["cp", "/initrd.img", "/vm/images/initrd.img"],
+          volumeMounts: [{ name: "virtualmachineimages", mountPath: "/vm/images" }],
+        }],
+      }),
+      guest: {
+        ...(kernel === null ? {} : { kernelImage: kernel }),
+        cpus: { min: o.cpuMin ?? "250m", max: o.cpuMax ?? 2, use: o.cpuMin ?? "250m" },
+        memorySlots: { min: o.memMinSlots ?? 1, max: o.memMaxSlots ?? 8, use: o.memMinSlots ?? 1 },
+        memorySlotSize: "1Gi",
+        rootDisk: { image: o.image ?? PG_GUEST_IMAGE, imagePullPolicy: "Never", size: "2Gi" },
+        // The runner forwards only these from the pod IP into the guest: Postgres, the metrics
+        // exporter (agent, demo) and the vm-monitor (agent).
+        ports: [
+          { name: "postgres", port: 5432, protocol: "TCP" },
+          { name: "metrics", port: 9100, protocol: "TCP" },
+          { name: "monitor", port: 10301, protocol: "TCP" },
+        ],
+      },
+    },
+  };
+}
+
+/** The load pod: sleeps; the demo runs pgbench and psql in it with `kubectl exec`. */
+export function loadPod(
+  name: string,
+  image: string,
+  namespace = DEMO_NAMESPACE,
+): Record<string, unknown> {
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name, namespace, labels: { app: "neonvm-demo-load" } },
+    spec: {
+      terminationGracePeriodSeconds: 1,
+      containers: [{
+        name: "load",
+        image,
+        imagePullPolicy: "Never",
+        command: ["sleep", "infinity"],
+        env: [{ name: "PGPASSWORD", value: "demo" }, { name: "PGCONNECT_TIMEOUT", value: "10" }],
+        resources: { requests: { cpu: "0", memory: "32Mi" } },
+      }],
+    },
+  };
+}
+
+/** libpq connection string to the VM's Postgres at `ip`. */
+export function pgConn(ip: string): string {
+  return `host=${ip} port=5432 user=demo dbname=postgres`;
+}
+
+/**
+ * A query that builds a string of about `mib` MiB in one backend and holds it for `holdSec`
+ * seconds (the demo's memory-heavy phase).
+ */
+export function memoryHogSql(mib: number, holdSec: number): string {
+  const rows = Math.max(1, Math.round(mib * 1024)); // 1 KiB per row
+  return `SELECT length(s), pg_sleep(${holdSec}) FROM (SELECT string_agg(repeat(md5(g::text), 32), ',') ` +
+    `AS s FROM generate_series(1, ${rows}) g) x;`;
+}
