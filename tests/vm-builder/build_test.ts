@@ -130,6 +130,35 @@ Deno.test("vm-builder: a missing input image fails, names it, writes nothing", a
   }
 });
 
+Deno.test("vm-builder: a failure late in the build (disk too small) writes nothing", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "vmb-test-" });
+  try {
+    const layout = await makeInput(dir);
+    await Deno.mkdir(`${dir}/out`);
+    const before = await listDir(`${CACHE}/vm-builder`);
+    const r = await builder([
+      "build",
+      "--src",
+      layout,
+      "--size",
+      "1Mi",
+      "--no-deno",
+      "--no-node-exporter",
+      "--out",
+      `${dir}/out/x.tar`,
+      "--file",
+      `${dir}/out/x.qcow2`,
+    ]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /Disk size 1048576 bytes is too small/);
+    assert.match(r.stderr, /"step done","step":"unpack"/);
+    assert.deepEqual(await listDir(`${dir}/out`), []);
+    assert.deepEqual(await listDir(`${CACHE}/vm-builder`), before, "work dir left behind");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test({
   name: "vm-builder: two builds are identical, and the image boots and runs everything",
   ignore: !(await canBoot()),

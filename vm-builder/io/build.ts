@@ -301,11 +301,6 @@ export async function buildImage(opts: BuildOptions, log: Logger): Promise<Build
     await step(log, "qcow2", () => toQcow2(raw, qcow));
     await Deno.remove(raw);
     const qcowBytes = (await Deno.stat(qcow)).size;
-    if (opts.file !== undefined) {
-      const tmp = `${opts.file}.tmp-${Deno.pid}`;
-      await Deno.copyFile(qcow, tmp);
-      await Deno.rename(tmp, opts.file);
-    }
     const res = await step(log, "oci-archive", () =>
       writeOciArchive({
         diskPath: qcow,
@@ -316,6 +311,17 @@ export async function buildImage(opts: BuildOptions, log: Logger): Promise<Build
         mtimeSec: opts.epochSec,
         labels: { "tech.neon.vm-builder.source": opts.src.slice(opts.src.lastIndexOf("/") + 1) },
       }));
+    // The bare disk is written only once the archive exists: a failed build leaves neither.
+    if (opts.file !== undefined) {
+      const tmp = `${opts.file}.tmp-${Deno.pid}`;
+      try {
+        await Deno.copyFile(qcow, tmp);
+        await Deno.rename(tmp, opts.file);
+      } catch (err) {
+        await Deno.remove(tmp).catch(() => undefined);
+        throw err;
+      }
+    }
     log.info("build done", {
       out: opts.out,
       ref,
