@@ -334,7 +334,11 @@ export async function startRunner(opts: StartRunnerOptions = {}): Promise<Runner
         ),
       signal: (sig) => {
         // unshare, sh and nsenter all exec, so the child pid is the runner itself.
-        Deno.kill(child.pid, sig);
+        try {
+          Deno.kill(child.pid, sig);
+        } catch (e) {
+          if (!(e instanceof Deno.errors.NotFound)) throw e; // already exited
+        }
       },
       exited,
       cgroupDir,
