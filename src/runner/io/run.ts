@@ -230,6 +230,11 @@ async function startVm(
   // 4. QEMU command line.
   const accel = await detectAccelerator(cfg.accel, spec.enableAcceleration, cfg.qemuBin);
   log.info("accelerator chosen", accel);
+  if (cfg.initrdPath === undefined) {
+    log.warn("no initramfs: the kernel must have virtio-pci and virtio-blk built in", {
+      kernelPath: cfg.kernelPath,
+    });
+  }
   const extraNet = spec.extraNetwork?.enable && cfg.status.extraNetIP && cfg.status.extraNetMask
     ? { ip: cfg.status.extraNetIP, mask: cfg.status.extraNetMask }
     : undefined;
