@@ -3,7 +3,8 @@
  * §5.6): the target runner starts with `RECEIVE_MIGRATION=true` (`-incoming tcp:0:20187`), both
  * get the reference's capabilities and parameters, the source `migrate`s with incremental block
  * migration, `query-migrate` reaches `completed`, the source is `quit`, and the guest keeps
- * running on the target (a vCPU hot-add there is seen by the migrated guest).
+ * running on the target (a vCPU hot-add there is seen by the migrated guest). The target then
+ * gets SIGTERM with a grace period too short for the guest, so the runner quits QEMU (exit 3).
  * @module
  */
 import assert from "node:assert/strict";
@@ -46,7 +47,12 @@ Deno.test({
     const guest = { cpus: { min: 1, max: 2, use: 1 }, memorySlots: { min: 1, max: 1, use: 1 } };
     await using source = await startRunner({ guest });
     await source.waitForReport((x) => x.cpusOnline === 1, 300_000);
-    await using target = await startRunner({ guest, receiveMigration: true });
+    // A tiny grace period: SIGTERM at the end must fall back to `quit` (exit status 3).
+    await using target = await startRunner({
+      guest,
+      receiveMigration: true,
+      extraFlags: ["-shutdown-grace-seconds", "0.05"],
+    });
     const sq = await connectQmp(source.qmp, { timeoutMs: 5000 });
     const tq = await poll(
       () => connectQmp(target.qmp, { timeoutMs: 2000 }),
@@ -73,7 +79,12 @@ Deno.test({
           `downtime ${info.downtime} ms, ${info.ram?.transferred} bytes)`,
       );
       assert.ok((info.ram?.total ?? 0) > 0);
-      assert.equal((await queryStatus(tq)).status, "running");
+      // The target resumes the guest right after the source reports completion.
+      await poll(
+        async () => (await queryStatus(tq)).status === "running" ? true : undefined,
+        30_000,
+        "target to run the guest",
+      );
       await quit(sq).catch(() => {});
       assert.equal((await source.exited).code, 0);
       // The guest now lives on the target: hot-add a vCPU there and watch its console.
@@ -84,6 +95,7 @@ Deno.test({
       await tq.close();
     }
     target.signal("SIGTERM");
-    assert.equal((await target.exited).code, 0);
+    assert.equal((await target.exited).code, 3, "guest cannot power off in 50 ms: forced quit");
+    assert.match(target.logs(), /"outcome":"forced-shutdown"/);
   },
 });
