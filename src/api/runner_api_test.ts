@@ -28,3 +28,14 @@ Deno.test("flag JSON is gzip + base64 and round-trips", async () => {
   assert.deepEqual(await decodeRunnerFlagJson(enc), v);
   await assert.rejects(decodeRunnerFlagJson("not base64!!"));
 });
+
+Deno.test("property: the /cpu_change parser never throws and only accepts non-negative amounts", async () => {
+  const fc = (await import("fast-check")).default;
+  fc.assert(fc.property(fc.jsonValue(), (v) => {
+    const r = VCpuChangeSchema.safeParse(v);
+    if (r.success) assert.ok(Number.isInteger(r.data.VCPUs) && r.data.VCPUs >= 0);
+  }));
+  fc.assert(fc.property(fc.integer({ min: 0, max: 10_000_000 }), (m) => {
+    assert.equal(VCpuChangeSchema.parse(encodeVCpus(m)).VCPUs, m);
+  }));
+});
