@@ -52,6 +52,8 @@ export interface BootOptions {
   readonly runtimeFiles: Readonly<Record<string, string>>;
   readonly guestPorts: readonly number[];
   readonly memMiB?: number;
+  /** `-drive` values replacing the root + runtime pair (e.g. from the runner's disk plan). */
+  readonly drives?: readonly string[];
 }
 
 /** True when QEMU, the cloud kernel and genisoimage are all present. */
@@ -96,10 +98,10 @@ export async function bootGuest(opts: BootOptions): Promise<Guest> {
       `unix:${ttySock},server=on,wait=off`,
       "-serial",
       "stdio",
-      "-drive",
-      `id=rootdisk,file=${opts.disk},if=virtio,media=disk,index=0,cache=unsafe`,
-      "-drive",
-      `id=runtime,file=${iso},if=virtio,media=cdrom,readonly=on,cache=none`,
+      ...(opts.drives ?? [
+        `id=rootdisk,file=${opts.disk},if=virtio,media=disk,index=0,cache=unsafe`,
+        `id=runtime,file=${iso},if=virtio,media=cdrom,readonly=on,cache=none`,
+      ]).flatMap((d) => ["-drive", d]),
       "-cpu",
       "max",
       "-smp",
