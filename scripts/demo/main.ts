@@ -1,0 +1,240 @@
+/**
+ * `deno task demo`: the whole stack on the local cluster and a Postgres VM that scales with its
+ * load. Brings the cluster up, builds and imports the images, deploys (CRDs, then deploy/local),
+ * builds the Postgres guest, starts the demo VM and a load pod, then runs a CPU-heavy pgbench, an
+ * idle pause, a memory-heavy query and another pause while a live table shows the VM scaling.
+ * Ends with a timeline picture (SVG) and CSV under the output directory and a summary of reaction
+ * times. Progress is JSON lines on standard error; the table and summary go to standard output.
+ *
+ * Usage: deno task demo [--skip-cluster-up] [--reuse-vm] [--out DIR] [--cpu-seconds N]
+ *        [--clients N] [--mem-mib N] [--idle-timeout-seconds N] [--no-load]
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { z } from "zod";
+import { DEFAULT_CACHE_DIR } from "../cluster/layout.ts";
+import { KubeClient } from "../../src/lib/k8s/client.ts";
+import { loadClusterAccess } from "../../src/lib/k8s/kubeconfig.ts";
+import { createLogger, type Logger } from "../../src/lib/log.ts";
+import { errorChainMessage } from "../../src/lib/errors.ts";
+import { formatBinarySi, formatMilliCpu, GiB } from "../../src/api/quantity.ts";
+import { type DemoCluster, loadCluster, waitUntil } from "./cluster.ts";
+import { memoryHog, pgbenchInit, pgbenchRun, Sampler } from "./load.ts";
+import { DEMO_NAMESPACE } from "./manifests.ts";
+import { renderTimelineSvg, samplesToCsv, textTable } from "./render.ts";
+import { deployStack, ensureImages, runChild, say, type StartedVm, startVm } from "./stack.ts";
+import { readStatus } from "./status.ts";
+import { reactionOf, toSamples } from "./timeline.ts";
+
+const VM_NAME = "pg-demo";
+
+const FlagsSchema = z.object({
+  skipClusterUp: z.boolean(),
+  reuseVm: z.boolean(),
+  noLoad: z.boolean(),
+  out: z.string().min(1),
+  cpuSeconds: z.number().int().min(10).max(3600),
+  clients: z.number().int().min(1).max(40),
+  memMib: z.number().int().min(64).max(6000),
+  idleTimeoutSec: z.number().int().min(10).max(3600),
+});
+type Flags = z.infer<typeof FlagsSchema>;
+
+/** Brings up the stack and the VM; returns where to run load. */
+async function setUp(log: Logger, flags: Flags): Promise<{ c: DemoCluster; vm: StartedVm }> {
+  if (!flags.skipClusterUp) {
+    say("==> local cluster (deno task cluster:up)");
+    await runChild(log, "cluster:up", ["run", "-A", "scripts/cluster/main.ts", "up"]);
+  }
+  const c = await loadCluster();
+  await ensureImages(log, c);
+  await deployStack(log, c);
+  say("==> demo VM (0.25–2 vCPU, 1–8 GiB, autoscaling on) and load pod");
+  const vm = await startVm(log, c, { name: VM_NAME, reuse: flags.reuseVm });
+  return { c, vm };
+}
+
+/** Prints the status table every `everyMs` until the signal aborts. */
+async function liveTable(kube: KubeClient, everyMs: number, signal: AbortSignal): Promise<void> {
+  while (!signal.aborted) {
+    try {
+      const table = await readStatus(kube, AbortSignal.timeout(10_000));
+      say(`\n--- ${new Date().toISOString()} ---\n${table}`);
+    } catch {
+      // The next round retries.
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+async function waitForMin(
+  log: Logger,
+  sampler: Sampler,
+  what: string,
+  timeoutSec: number,
+): Promise<boolean> {
+  try {
+    await waitUntil(log, what, () => {
+      const s = sampler.latest;
+      return Promise.resolve(
+        s && s.cpuUseMilli <= 250 && s.memUseBytes <= GiB ? true : undefined,
+      );
+    }, {
+      timeoutMs: timeoutSec * 1000,
+      intervalMs: 1000,
+      describe: () => {
+        const s = sampler.latest;
+        return s ? `${formatMilliCpu(s.cpuUseMilli)} vCPU, ${formatBinarySi(s.memUseBytes)}` : "";
+      },
+    });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function main(): Promise<number> {
+  const log = createLogger("demo");
+  const { values } = parseArgs({
+    args: Deno.args,
+    strict: true,
+    options: {
+      "skip-cluster-up": { type: "boolean", default: false },
+      "reuse-vm": { type: "boolean", default: false },
+      "no-load": { type: "boolean", default: false },
+      out: { type: "string" },
+      "cpu-seconds": { type: "string", default: "150" },
+      clients: { type: "string", default: "6" },
+      "mem-mib": { type: "string", default: "1200" },
+      "idle-timeout-seconds": { type: "string", default: "300" },
+    },
+  });
+  const stamp = new Date().toISOString().replaceAll(":", "").replace(/\.\d+Z$/, "Z");
+  const parsed = FlagsSchema.safeParse({
+    skipClusterUp: values["skip-cluster-up"],
+    reuseVm: values["reuse-vm"],
+    noLoad: values["no-load"],
+    out: values.out ?? `${DEFAULT_CACHE_DIR}/demo/${stamp}`,
+    cpuSeconds: Number(values["cpu-seconds"]),
+    clients: Number(values.clients),
+    memMib: Number(values["mem-mib"]),
+    idleTimeoutSec: Number(values["idle-timeout-seconds"]),
+  });
+  if (!parsed.success) {
+    log.error("invalid flags", {
+      issues: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
+    });
+    return 2;
+  }
+  const flags = parsed.data;
+  const t0 = performance.now();
+  const { c, vm } = await setUp(log, flags);
+  const { target, ip } = vm;
+  const kube = KubeClient.fromAccess(
+    await loadClusterAccess({ kubeconfigPath: c.kubeconfig }),
+    { userAgent: "neonvm-demo" },
+  );
+  say(`\n${await readStatus(kube)}\n`);
+  say(`stack and VM up in ${Math.round((performance.now() - t0) / 1000)} s`);
+  if (flags.noLoad) {
+    kube[Symbol.dispose]();
+    return 0;
+  }
+
+  say("==> pgbench -i (prepare)");
+  await pgbenchInit(target, ip, 2);
+
+  const sampler = new Sampler(c, DEMO_NAMESPACE, VM_NAME, 1000);
+  sampler.stage = "idle";
+  sampler.start();
+  const tableStop = new AbortController();
+  const table = liveTable(kube, 10_000, tableStop.signal);
+  await new Promise((r) => setTimeout(r, 10_000));
+
+  say(`==> cpu-load: pgbench -S, ${flags.clients} clients, ${flags.cpuSeconds} s`);
+  sampler.stage = "cpu-load";
+  const bench = await pgbenchRun(target, ip, {
+    clients: flags.clients,
+    seconds: flags.cpuSeconds,
+  });
+  say(
+    `pgbench: exit ${bench.code}, ${bench.transactions ?? "?"} transactions, tps ${
+      bench.tps ?? "?"
+    }, failed ${bench.failed}, connection broken: ${bench.connectionBroken}`,
+  );
+  sampler.stage = "cpu-idle";
+  say("==> cpu-idle: no load until the VM is back at its minimum");
+  const cpuDown = await waitForMin(log, sampler, "scale down after CPU load", flags.idleTimeoutSec);
+
+  say(`==> memory-load: one query holding ~${flags.memMib} MiB`);
+  sampler.stage = "memory-load";
+  const hog = await memoryHog(target, ip, flags.memMib, 20, 15 * 60_000);
+  say(`memory query: ${hog.ok ? "finished" : "FAILED"} in ${hog.seconds} s ${hog.output}`);
+  sampler.stage = "memory-idle";
+  say("==> memory-idle: no load until the VM is back at its minimum");
+  const memDown = await waitForMin(
+    log,
+    sampler,
+    "scale down after memory load",
+    flags.idleTimeoutSec,
+  );
+  await sampler.stop();
+  tableStop.abort();
+  await table;
+
+  await Deno.mkdir(flags.out, { recursive: true });
+  const samples = toSamples(sampler.points);
+  await Deno.writeTextFile(`${flags.out}/timeline.csv`, samplesToCsv(samples));
+  await Deno.writeTextFile(
+    `${flags.out}/timeline.svg`,
+    renderTimelineSvg(samples, `neonvm-ts demo: ${DEMO_NAMESPACE}/${VM_NAME} under load`),
+  );
+  await Deno.writeTextFile(`${flags.out}/points.json`, JSON.stringify(sampler.points));
+
+  const rows = [
+    reactionOf(sampler.points, "cpu-load", "up", 2000),
+    reactionOf(sampler.points, "cpu-idle", "down", 250),
+    reactionOf(sampler.points, "memory-load", "up"),
+    reactionOf(sampler.points, "memory-idle", "down"),
+  ].filter((r) => r !== undefined).map((r) => [
+    r.stage,
+    r.direction,
+    r.resource,
+    r.patchSec === undefined ? "-" : `${r.patchSec.toFixed(1)} s`,
+    r.guestSec === undefined ? "-" : `${r.guestSec.toFixed(1)} s`,
+    r.targetSec === undefined ? "-" : `${r.targetSec.toFixed(1)} s`,
+  ]);
+  const peak = sampler.points.reduce(
+    (a, p) => ({
+      cpu: Math.max(a.cpu, p.cpuStatusMilli ?? 0),
+      mem: Math.max(a.mem, p.memStatusBytes ?? 0),
+    }),
+    { cpu: 0, mem: 0 },
+  );
+  say(`\n${await readStatus(kube)}\n`);
+  say("Reaction times (from the stage start; sampled every 1 s):");
+  say(textTable(
+    ["STAGE", "DIRECTION", "FIRST", "AGENT PATCH", "GUEST HAS IT", "CPU AT BOUND"],
+    rows,
+  ));
+  say(
+    `\npeak: ${formatMilliCpu(peak.cpu)} vCPU, ${formatBinarySi(peak.mem)}; back to minimum ` +
+      `after CPU load: ${cpuDown}, after memory load: ${memDown}; pgbench connection broken: ${bench.connectionBroken} (exit ${bench.code}); memory query ${
+        hog.ok ? "ok" : "failed"
+      }`,
+  );
+  say(`\ntimeline picture: ${flags.out}/timeline.svg\ntimeline data:    ${flags.out}/timeline.csv`);
+  say(`total ${Math.round((performance.now() - t0) / 1000)} s`);
+  kube[Symbol.dispose]();
+  return 0;
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main());
+  } catch (err) {
+    createLogger("demo").error("demo failed", { error: err });
+    Deno.stderr.writeSync(new TextEncoder().encode(`demo: ${errorChainMessage(err)}\n`));
+    Deno.exit(1);
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * Shared set-up for the end-to-end suites: needs `deno task cluster:up`; makes sure the images
+ * are on the nodes and the stack (CRDs + deploy/local) is deployed, then gives each test its own
+ * autoscaling Postgres VM (unique name in the `neonvm-demo` namespace) and deletes it afterwards.
+ * Also an audit of node reservations (nothing over-committed). Must not stop the cluster.
+ * @module
+ */
+import { requireCluster } from "../harness/cluster.ts";
+import { type DemoCluster, kubectl, loadCluster } from "../../scripts/demo/cluster.ts";
+import {
+  deleteVm,
+  deployStack,
+  ensureImages,
+  type StartedVm,
+  startVm,
+} from "../../scripts/demo/stack.ts";
+import type { VmOptions } from "../../scripts/demo/manifests.ts";
+import { createLogger, type Logger } from "../../src/lib/log.ts";
+import { NodeSchema, PodSchema } from "../../src/lib/k8s/core_types.ts";
+import { VirtualMachineSchema } from "../../src/api/virtualmachine.ts";
+import { nodeRows } from "../../scripts/demo/rows.ts";
+import type { NodeRow } from "../../scripts/demo/render.ts";
+import { z } from "zod";
+
+/** Logger for e2e progress (stderr JSON lines). */
+export const log: Logger = createLogger("e2e", { level: "info" });
+
+let ready: Promise<DemoCluster> | undefined;
+
+/** The cluster with the stack deployed (done once per test process). */
+export function stack(): Promise<DemoCluster> {
+  ready ??= (async () => {
+    await requireCluster();
+    const c = await loadCluster();
+    await ensureImages(log, c);
+    await deployStack(log, c);
+    return c;
+  })();
+  return ready;
+}
+
+/** Runs `fn` with a fresh VM named `<prefix>-<random>`; always deletes the VM and its load pod. */
+export async function withVm(
+  prefix: string,
+  opts: Omit<VmOptions, "name">,
+  fn: (c: DemoCluster, vm: StartedVm) => Promise<void>,
+): Promise<void> {
+  const c = await stack();
+  const name = `${prefix}-${crypto.randomUUID().slice(0, 6)}`;
+  try {
+    const vm = await startVm(log, c, { ...opts, name, bootTimeoutMs: 12 * 60_000 });
+    await fn(c, vm);
+  } finally {
+    await deleteVm(c, name);
+  }
+}
+
+const ListOf = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item) });
+
+/** Node reservations as the scheduler counts them, read from the cluster now. */
+export async function reservations(c: DemoCluster): Promise<NodeRow[]> {
+  const get = async (what: string) => {
+    const r = await kubectl(c, ["get", what, "-A", "-o", "json", "--request-timeout=10s"], {
+      timeoutMs: 15_000,
+    });
+    if (r.code !== 0) throw new Error(`get ${what}: ${r.stderr}`);
+    return JSON.parse(r.stdout) as unknown;
+  };
+  const [nodes, pods, vms] = await Promise.all([
+    get("nodes"),
+    get("pods"),
+    get("virtualmachines.vm.neon.tech"),
+  ]);
+  return nodeRows(
+    ListOf(NodeSchema).parse(nodes).items,
+    ListOf(PodSchema).parse(pods).items,
+    ListOf(VirtualMachineSchema).parse(vms).items,
+  );
+}
+
+/** Audits reservations every second until stopped; records every over-commit seen. */
+export class ReservationAudit {
+  /** Over-commits seen (node, what, when). */
+  readonly violations: string[] = [];
+  /** Audits done. */
+  rounds = 0;
+  #stop = false;
+  #done: Promise<void>;
+
+  /** Starts auditing. */
+  constructor(private readonly c: DemoCluster, private readonly nodes?: readonly string[]) {
+    this.#done = this.#loop();
+  }
+
+  async #loop(): Promise<void> {
+    while (!this.#stop) {
+      const t0 = performance.now();
+      try {
+        for (const n of await reservations(this.c)) {
+          if (this.nodes && !this.nodes.includes(n.node)) continue;
+          if (n.cpuReservedMilli > n.cpuTotalMilli || n.memReservedBytes > n.memTotalBytes) {
+            this.violations.push(
+              `${
+                new Date().toISOString()
+              } ${n.node}: cpu ${n.cpuReservedMilli}/${n.cpuTotalMilli}m, mem ${n.memReservedBytes}/${n.memTotalBytes}`,
+            );
+          }
+        }
+        this.rounds++;
+      } catch {
+        // A failed read is not an audit; the next round retries.
+      }
+      const wait = 1000 - (performance.now() - t0);
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+
+  /** Stops and waits for the loop. */
+  async stop(): Promise<void> {
+    this.#stop = true;
+    await this.#done;
+  }
+}

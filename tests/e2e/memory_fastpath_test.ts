@@ -1,0 +1,75 @@
+/**
+ * End to end: a query that holds more memory than a 1 GiB Postgres VM can give it is met by the
+ * vm-monitor's fast path (an UpscaleRequest to the agent, seen in the agent's log) and the VM
+ * grows before the guest runs out of memory: the query finishes, the VM never restarts. Needs
+ * `deno task cluster:up`; bounded to about 20 minutes.
+ * @module
+ */
+import assert from "node:assert/strict";
+import { getVm, kubectl, snapshotOf } from "../../scripts/demo/cluster.ts";
+import { memoryHog } from "../../scripts/demo/load.ts";
+import { DEMO_NAMESPACE } from "../../scripts/demo/manifests.ts";
+import { GiB } from "../../src/api/quantity.ts";
+import { log, withVm } from "./_e2e.ts";
+
+/** Agent log lines about `vm` since `sinceIso`, from the agent on `node`. */
+async function agentLog(
+  c: Parameters<typeof kubectl>[0],
+  node: string,
+  vm: string,
+  sinceIso: string,
+): Promise<string[]> {
+  const pods = await kubectl(c, [
+    "get",
+    "pods",
+    "-n",
+    "kube-system",
+    "-l",
+    "app.kubernetes.io/name=autoscaler-agent",
+    "--field-selector",
+    `spec.nodeName=${node}`,
+    "-o",
+    "jsonpath={.items[*].metadata.name}",
+  ]);
+  const lines: string[] = [];
+  for (const p of pods.stdout.trim().split(/\s+/).filter(Boolean)) {
+    const r = await kubectl(c, ["logs", "-n", "kube-system", p, `--since-time=${sinceIso}`]);
+    lines.push(...r.stdout.split("\n").filter((l) => l.includes(`${DEMO_NAMESPACE}/${vm}`)));
+  }
+  return lines;
+}
+
+Deno.test({
+  name: "e2e: a memory hog is met by the monitor fast path before the guest runs out of memory",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await withVm("e2e-mem", {}, async (c, vm) => {
+      const before = snapshotOf((await getVm(c, DEMO_NAMESPACE, vm.name))!);
+      assert.equal(before.memUseBytes, GiB);
+      const since = new Date().toISOString();
+      let maxMem = 0;
+      let watching = true;
+      const watch = (async () => {
+        while (watching) {
+          const v = await getVm(c, DEMO_NAMESPACE, vm.name).catch(() => undefined);
+          if (v) maxMem = Math.max(maxMem, snapshotOf(v).memStatusBytes ?? 0);
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      })();
+      // ~1.2 GiB in one backend (string_agg doubles its buffer): far above what 1 GiB allows.
+      const hog = await memoryHog(vm.target, vm.ip, 1200, 10, 12 * 60_000);
+      watching = false;
+      await watch;
+      const after = snapshotOf((await getVm(c, DEMO_NAMESPACE, vm.name))!);
+      const lines = await agentLog(c, after.node ?? "", vm.name, since);
+      const requested = lines.filter((l) => l.includes("monitor requested upscale")).length;
+      log.info("memory hog finished", { hog, maxMem, requested, patches: lines.length });
+      assert.ok(hog.ok, `the query failed (out of memory?): ${hog.output}`);
+      assert.ok(maxMem > GiB, `the VM never grew (max ${maxMem} bytes)`);
+      assert.ok(requested > 0, "the monitor never asked the agent for memory (fast path)");
+      assert.equal(after.restartCount, before.restartCount, "the VM restarted");
+      assert.equal(after.phase, "Running");
+    });
+  },
+});
