@@ -83,7 +83,9 @@ grep -q ' /dev/shm ' /proc/mounts || mount -t tmpfs -o mode=1777 shm /dev/shm
 chmod 1777 /tmp
 echo 7 > /proc/sys/kernel/printk
 
-# Kernel modules (virtio, virtio-mem, iso9660, power button, ...): the list is in load order.
+# On-demand module loads by the kernel go through our modprobe (the image may have none).
+echo /neonvm/bin/modprobe > /proc/sys/kernel/modprobe
+# Kernel modules (virtio, virtio-mem, iso9660, quota, power button, ...), in load order.
 while read -r m; do
   [ -n "$m" ] || continue
   grep -q "^$m " /proc/modules || modprobe "$m" || echo "vminit: cannot load module $m" >&2

@@ -6,7 +6,8 @@
 import { ParseError } from "../../src/lib/errors.ts";
 
 /** Modules the guest loads at boot: virtio transport, disks, net, console, virtio-mem, iso9660
- * (runtime disk), the ACPI power button and evdev (for acpid), and the KVM PTP clock. */
+ * (runtime disk), the quota format (ext4 project quotas on emptyDisks), the ACPI power button and
+ * evdev (for acpid), and the KVM PTP clock (fails harmlessly without KVM). */
 export const GUEST_MODULES = [
   "virtio_pci",
   "virtio_blk",
@@ -15,6 +16,7 @@ export const GUEST_MODULES = [
   "virtio_mem",
   "virtio_balloon",
   "isofs",
+  "quota_v2",
   "button",
   "evdev",
   "ptp_kvm",
