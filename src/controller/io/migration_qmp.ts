@@ -67,10 +67,12 @@ export class RealMigrationQmp implements MigrationQmp {
 
   /** Sets capabilities/parameters on both sides and starts `migrate` on the source. */
   async start(sourceIP: string, targetIP: string, qmpPort: number, p: MigrationParams) {
+    // Why no `compress` (the reference sets it): QEMU deprecated it in 8.2 and removed it in 9.1,
+    // and with it on QEMU 7.2/TCG we saw a migrated guest die (stack-protector panic) right after
+    // switch-over; without it the same test passes.
     const caps = [
       { capability: "postcopy-ram", state: p.allowPostCopy },
       { capability: "xbzrle", state: true },
-      { capability: "compress", state: true },
       { capability: "auto-converge", state: p.autoConverge },
       { capability: "zero-blocks", state: true },
     ];
