@@ -76,6 +76,8 @@ async function run(config: ControllerConfig, signal: AbortSignal): Promise<void>
       },
     },
   });
+  // A standby replica (not leading) is ready; the leader is ready once its caches are synced.
+  let isLeader = !config.leaderElect;
   const quiet = { onListen: () => {} };
   const metricsServer = Deno.serve({
     ...config.metricsBindAddress,
@@ -86,7 +88,7 @@ async function run(config: ControllerConfig, signal: AbortSignal): Promise<void>
     ...config.healthProbeBindAddress,
     ...quiet,
     signal,
-  }, (req) => probeHandler(() => controller.synced, req));
+  }, (req) => probeHandler(() => !isLeader || controller.synced, req));
   logger.info("starting", {
     metrics: config.metricsBindAddress,
     probes: config.healthProbeBindAddress,
