@@ -149,6 +149,9 @@ async function main(): Promise<number> {
   sampler.start();
   const tableStop = new AbortController();
   const table = liveTable(kube, 10_000, tableStop.signal);
+  // Boot itself is load (initdb under TCG): the VM may have grown; start the story from the floor.
+  say("==> idle: waiting for the VM to settle at its minimum before the load");
+  await waitForMin(log, sampler, "settle before load", flags.idleTimeoutSec);
   await new Promise((r) => setTimeout(r, 10_000));
 
   say(`==> cpu-load: pgbench -S, ${flags.clients} clients, ${flags.cpuSeconds} s`);

@@ -7,7 +7,7 @@
 /** Namespace of the demo and of tests/e2e (the local controller watches only this one). */
 export const DEMO_NAMESPACE = "neonvm-demo";
 /** Image of the Postgres example guest (vm-examples/pg16). */
-export const PG_GUEST_IMAGE = "docker.io/neonvm-ts/vm-pg16:dev";
+export const PG_GUEST_IMAGE = "docker.io/neonvm-ts/vm-pg16-demo:dev";
 
 /** The guest kernel image (scripts/demo/images.ts): /vmlinuz, /initrd.img, busybox cp. */
 export const GUEST_KERNEL_IMAGE = "localhost/neonvm-ts/demo-kernel:dev";

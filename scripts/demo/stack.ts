@@ -7,7 +7,6 @@
  * @module
  */
 import { DEFAULT_CACHE_DIR } from "../cluster/layout.ts";
-import { listImages } from "../images/import.ts";
 import { exists } from "../cluster/exec.ts";
 import type { Logger } from "../../src/lib/log.ts";
 import {
@@ -29,10 +28,10 @@ import {
   PGLOAD_IMAGE,
 } from "./images.ts";
 import { type LoadTarget, postgresReady } from "./load.ts";
-import { DEMO_NAMESPACE, demoVm, loadPod, PG_GUEST_IMAGE, type VmOptions } from "./manifests.ts";
+import { DEMO_NAMESPACE, demoVm, loadPod, type VmOptions } from "./manifests.ts";
+import { buildPgGuest, importPgGuest, PG16_LAYOUT } from "./pg_guest.ts";
 
 const REPO = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
-const PG_ARCHIVE = `${DEFAULT_CACHE_DIR}/images/vm-pg16.oci.tar`;
 const out = new TextEncoder();
 
 /** Prints a step headline on standard output. */
@@ -55,39 +54,6 @@ export async function runChild(log: Logger, step: string, args: string[]): Promi
   log.info(`${step}: done`, { seconds: Math.round((performance.now() - t0) / 1000) });
 }
 
-async function importPgGuest(log: Logger, c: DemoCluster): Promise<void> {
-  const st = await Deno.stat(PG_ARCHIVE);
-  const stamp = `${st.size}:${st.mtime?.getTime()}`;
-  for (let i = 0; i < c.nodeCount; i++) {
-    const sock = `/run/neonvm-ts/node-${i}/containerd.sock`;
-    const marker = `${DEFAULT_CACHE_DIR}/demo/imported-node-${i}-vm-pg16`;
-    const node = { name: `node-${i}`, containerdSocket: sock };
-    const recorded = await Deno.readTextFile(marker).catch(() => "");
-    if (recorded.trim() === stamp && (await listImages(node)).includes(PG_GUEST_IMAGE)) continue;
-    log.info("importing the Postgres guest image", { node: node.name, archive: PG_ARCHIVE });
-    const r = await new Deno.Command("ctr", {
-      args: [
-        "-a",
-        sock,
-        "-n",
-        "k8s.io",
-        "images",
-        "import",
-        "--platform",
-        "linux/amd64",
-        PG_ARCHIVE,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    if (!r.success) {
-      throw new Error(`ctr import into node-${i}: ${new TextDecoder().decode(r.stderr)}`);
-    }
-    await Deno.mkdir(`${DEFAULT_CACHE_DIR}/demo`, { recursive: true });
-    await Deno.writeTextFile(marker, stamp + "\n");
-  }
-}
-
 /** Builds (when missing) and imports every image the demo needs into every node. */
 export async function ensureImages(log: Logger, c: DemoCluster): Promise<void> {
   say(`==> images (nodes: ${c.nodeNames.join(", ")})`);
@@ -104,11 +70,15 @@ export async function ensureImages(log: Logger, c: DemoCluster): Promise<void> {
     ]);
   }
   await importIntoNodes(ctx, await buildGuestKernelImage(ctx), c.dir, c.nodeCount);
-  if (!(await exists(PG_ARCHIVE)) || !(await exists(`${PG16_ROOTFS}/.neonvm-example-ready`))) {
-    say("==> Postgres guest (vm-examples/pg16; the first build debootstraps, minutes)");
-    await runChild(log, "pg16 guest", ["run", "-A", "vm-examples/pg16/build.ts"]);
+  if (
+    !(await exists(`${PG16_LAYOUT}/index.json`)) ||
+    !(await exists(`${PG16_ROOTFS}/.neonvm-example-ready`))
+  ) {
+    say("==> Postgres root file system (vm-examples/pg16; the first build debootstraps, minutes)");
+    await runChild(log, "pg16 example", ["run", "-A", "vm-examples/pg16/build.ts"]);
   }
-  await importPgGuest(log, c);
+  say("==> Postgres guest image (vm-builder with scripts/demo/pg-demo-spec.yaml)");
+  await importPgGuest(log, c, await buildPgGuest(log));
   await importIntoNodes(ctx, await buildPgloadImage(ctx), c.dir, c.nodeCount);
 }
 
