@@ -110,7 +110,10 @@ async function run(config: ControllerConfig, signal: AbortSignal): Promise<void>
           logger: logger.child("leader"),
         },
         signal,
-        (leading) => controller.run(leading),
+        (leading) => {
+          isLeader = true;
+          return controller.run(leading);
+        },
       );
     } else {
       await controller.run(signal);
