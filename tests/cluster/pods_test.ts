@@ -169,6 +169,10 @@ Deno.test({
       for (const name of ["web-a", "web-b"]) {
         const p = pod(name, ["sh", "-c", serve], spread);
         (p.metadata.labels as Record<string, string>).role = "web";
+        // Ready only once httpd listens: a started container is not yet a serving one.
+        Object.assign(p.spec.containers[0]!, {
+          readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
+        });
         await ok(env, ["-n", ns, "apply", "-f", "-"], JSON.stringify(p));
       }
       for (const name of ["web-a", "web-b"]) {
