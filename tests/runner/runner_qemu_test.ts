@@ -43,6 +43,7 @@ Deno.test({
         settings: { sysctl: ["vm.swappiness=17"] },
       },
       spec: {
+        enableNetworkMonitoring: true,
         disks: [
           { name: "conf", mountPath: "/etc/app", configMap: { name: "app" } },
           { name: "data", mountPath: "/data", emptyDisk: { size: "64Mi" } },
@@ -147,6 +148,10 @@ Deno.test({
         assert.equal(ok.status, 200);
         assert.deepEqual(await cur(), { VCPUs: "1500m" });
         assert.equal(quota(), "600000");
+        const metrics = await (await fetch(`${r.apiBase}/metrics`)).text();
+        assert.match(metrics, /\nrunner_vm_ingress_bytes_total \d+\n/);
+        assert.match(metrics, /\nrunner_vm_egress_bytes_total \d+\n/);
+        assert.match(metrics, /\nrunner_vm_network_fetch_errors_total 0\n/);
         const ready = await fetch(`${r.apiBase}/ready`);
         await ready.body?.cancel();
         assert.equal(ready.status, 200);

@@ -1,6 +1,7 @@
 /**
  * The runner's HTTP API (reference §1.5, §6.5) as a `(Request) => Response` handler:
- * `GET /cpu_current`, `POST /cpu_change` (`{"VCPUs": <MilliCPU>}`), `GET /ready`. Bodies are
+ * `GET /cpu_current`, `POST /cpu_change` (`{"VCPUs": <MilliCPU>}`), `GET /ready`, and `GET /metrics`
+ * when network monitoring is on. Bodies are
  * parsed with zod; a bad body is 400 and changes nothing. In SysfsScaling mode CPU changes go to
  * neonvm-daemon in the guest; daemon trouble maps to 502 (unreachable) / 504 (timeout).
  * Must not talk to QMP: CPU hotplug is the controller's job.
@@ -34,6 +35,8 @@ export interface RunnerApiDeps {
   readonly cgroup?: { setCpu(milliCpu: MilliCpu): Promise<void> };
   /** Logger. */
   readonly logger: Logger;
+  /** `/metrics` body, when network monitoring is on. */
+  readonly metrics?: () => Promise<string>;
 }
 
 /** The handler plus a view of the stored CPU amount. */
@@ -136,6 +139,11 @@ export function createRunnerApi(deps: RunnerApiDeps): RunnerApi {
             return req.method === "POST" ? await cpuChange(req) : text("only POST\n", 400);
           case RUNNER_PATH_READY:
             return await ready();
+          case "/metrics":
+            if (!deps.metrics) return text("not found\n", 404);
+            return new Response(await deps.metrics(), {
+              headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+            });
           default:
             return text("not found\n", 404);
         }

@@ -96,3 +96,12 @@ Deno.test("SysfsScaling: daemon failures map to 502/504/503 and keep the stored 
   assert.equal((await a.handle(post('{"VCPUs":3}'))).status, 500);
   assert.equal(a.storedMilliCpu(), 1000);
 });
+
+Deno.test("/metrics only when network monitoring is on", async () => {
+  const { a } = api();
+  assert.equal((await a.handle(get("/metrics"))).status, 404);
+  const { a: m } = api({ metrics: () => Promise.resolve("runner_vm_ingress_bytes_total 1\n") });
+  const res = await m.handle(get("/metrics"));
+  assert.equal(res.status, 200);
+  assert.equal(await res.text(), "runner_vm_ingress_bytes_total 1\n");
+});

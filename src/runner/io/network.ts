@@ -6,6 +6,7 @@
  */
 import type { Logger } from "../../lib/log.ts";
 import type { NetworkPlan } from "../core/network.ts";
+import { netMetricsText, parseIptablesListing, publicTcpBytes } from "../core/net_metrics.ts";
 import { runCommand } from "./exec.ts";
 
 /** The running network helpers; dispose to stop dnsmasq. */
@@ -70,5 +71,31 @@ export async function applyNetworkPlan(
       }
       await dnsmasq.status;
     },
+  };
+}
+
+/**
+ * `/metrics` for `enableNetworkMonitoring`: reads the filter table's INPUT and OUTPUT byte
+ * counters on every scrape; a failed read counts in `runner_vm_network_fetch_errors_total` and
+ * keeps the last values.
+ */
+export function networkMetrics(logger: Logger): () => Promise<string> {
+  let ingressBytes = 0;
+  let egressBytes = 0;
+  let fetchErrors = 0;
+  return async () => {
+    try {
+      const [input, output] = await Promise.all(
+        ["INPUT", "OUTPUT"].map((chain) =>
+          runCommand(["iptables", "-t", "filter", "-L", chain, "-v", "-x", "-n"])
+        ),
+      );
+      ingressBytes = publicTcpBytes(parseIptablesListing(input!.stdout));
+      egressBytes = publicTcpBytes(parseIptablesListing(output!.stdout));
+    } catch (error) {
+      fetchErrors++;
+      logger.warn("cannot read network counters", { error });
+    }
+    return netMetricsText({ ingressBytes, egressBytes, fetchErrors });
   };
 }

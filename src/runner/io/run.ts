@@ -25,7 +25,7 @@ import { runCommand } from "./exec.ts";
 import { syncFiles } from "./file_sync.ts";
 import { createRunnerApi } from "./http_api.ts";
 import { forwardGuestLogs } from "./log_forwarder.ts";
-import { applyNetworkPlan, type NetworkHandle } from "./network.ts";
+import { applyNetworkPlan, type NetworkHandle, networkMetrics } from "./network.ts";
 
 /** How the runner ended; `code` is the process exit status. */
 export type RunnerOutcome =
@@ -279,6 +279,7 @@ async function startVm(
     maxMilliCpu: spec.guest.cpus.max,
     daemon: httpDaemonClient(),
     ...(cgroup ? { cgroup } : {}),
+    ...(spec.enableNetworkMonitoring ? { metrics: networkMetrics(log.child("netmon")) } : {}),
     logger: log.child("api"),
   });
   const stopHttp = new AbortController();
