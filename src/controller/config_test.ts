@@ -44,3 +44,25 @@ Deno.test("config: bad flags name the field; no runner image is an error", () =>
   );
   assert.throws(() => parseControllerArgs(["--nope"], { VM_RUNNER_IMAGE: "x" }), ConfigError);
 });
+
+Deno.test("config: the args of deploy/controller/deployment.yaml parse", () => {
+  const c = parseControllerArgs([
+    "--leader-elect",
+    "--leader-election-namespace=neonvm-system",
+    "--lease-duration=60s",
+    "--renew-deadline=45s",
+    "--retry-period=2s",
+    "--concurrency-limit=128",
+    "--default-cpu-scaling-mode=QmpScaling",
+    "--disable-runner-cgroup",
+    "--memhp-auto-movable-ratio=401",
+    "--qemu-disk-cache-settings=cache=none",
+    "--metrics-bind-address=:8080",
+    "--health-probe-bind-address=:8081",
+  ], { VM_RUNNER_IMAGE: "localhost/neonvm-ts/runtime:dev" });
+  assert.equal(c.leaseDurationMs, 60_000);
+  assert.equal(c.renewDeadlineMs, 45_000);
+  assert.equal(c.qemuDiskCacheSettings, "cache=none");
+  assert.equal(c.leaderElectionNamespace, "neonvm-system");
+  assert.deepEqual(c.runnerCapabilities, ["NET_ADMIN", "SYS_ADMIN", "SYS_RESOURCE"]);
+});
