@@ -3,7 +3,7 @@
  * cluster:up`; deploys the stack and a Postgres VM like `deno task demo`). For each step the VM
  * starts at its minimum, a load begins, and we time (sampling the VM every 0.5 s) the start of
  * the load to the agent's patch of `spec` (the first increase) and to the guest having the new
- * resources (`status`). CPU steps run pgbench; memory steps run a query holding ~1.2 GiB. Between
+ * resources (`status`). CPU steps run pgbench; memory steps run a query holding ~1 GiB. Between
  * steps the VM returns to its minimum (CPU load averages decay over minutes, so a CPU step takes
  * about 4 minutes under TCG). Prints p50/p95 per kind as a table.
  *
@@ -87,7 +87,7 @@ async function main(): Promise<void> {
       const t0 = performance.now();
       const load = kind === "cpu"
         ? pgbenchRun(vm.target, vm.ip, { clients: 6, seconds: 90 })
-        : memoryHog(vm.target, vm.ip, 1200, 5, 10 * 60_000);
+        : memoryHog(vm.target, vm.ip, 700, 5, 10 * 60_000);
       let patchSec: number | undefined;
       let guestSec: number | undefined;
       let settled = false;

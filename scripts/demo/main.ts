@@ -105,7 +105,7 @@ async function main(): Promise<number> {
       out: { type: "string" },
       "cpu-seconds": { type: "string", default: "150" },
       clients: { type: "string", default: "6" },
-      "mem-mib": { type: "string", default: "1200" },
+      "mem-mib": { type: "string", default: "700" },
       "idle-timeout-seconds": { type: "string", default: "300" },
     },
   });
