@@ -114,7 +114,7 @@ async function main(): Promise<number> {
     const result = await buildImage({
       src: `${layout}:pg15`,
       specPath: `${HERE}/spec.yaml`,
-      dst: values.dst ?? "neonvm-ts/vm-pg16:dev",
+      dst: values.dst ?? "localhost/neonvm-ts/vm-pg16:dev",
       out,
       epochSec: Number(Deno.env.get("SOURCE_DATE_EPOCH") ?? "0"),
       projectDir: PROJECT,
