@@ -16,6 +16,7 @@ import {
   writeDockerArchive,
 } from "./docker_archive.ts";
 import { cachedSha, rootfsLayer } from "./rootfs.ts";
+import { buildTestGuest } from "../guest/build_test_guest.ts";
 
 /** A built image archive. */
 export interface BuiltImage {
@@ -53,6 +54,8 @@ export const RUNTIME_ENV = [
 
 /** Guest kernel path inside the runtime image. */
 export const GUEST_KERNEL_PATH = "/vm/kernel/vmlinuz";
+/** Where the runtime image carries the initramfs that loads the kernel's virtio modules. */
+export const GUEST_INITRD_PATH = "/vm/kernel/initrd.img";
 
 async function tarLayer(
   ctx: BuildContext,
@@ -126,13 +129,20 @@ export async function buildPause(ctx: BuildContext): Promise<BuiltImage> {
 async function toolsLayer(ctx: BuildContext): Promise<Layer> {
   const deno = await Deno.realPath(Deno.execPath());
   const kernel = await guestKernel();
-  const [ds, ks] = await Promise.all([Deno.stat(deno), Deno.stat(kernel)]);
+  // The Debian cloud kernel cannot mount /dev/vda without its virtio modules: ship the initramfs
+  // that loads them beside the kernel, where the runner looks for it by default.
+  const { initrdPath } = await buildTestGuest(undefined, { kernel });
+  const [ds, ks, is] = await Promise.all([
+    Deno.stat(deno),
+    Deno.stat(kernel),
+    Deno.stat(initrdPath),
+  ]);
   const key = (await sha256Hex(
-    `${Deno.version.deno} ${ds.size} ${ds.mtime?.getTime()} ${kernel} ${ks.size} ${ks.mtime?.getTime()}`,
+    `${Deno.version.deno} ${ds.size} ${ds.mtime?.getTime()} ${kernel} ${ks.size} ${ks.mtime?.getTime()} ${is.size} ${is.mtime?.getTime()}`,
   )).slice(0, 16);
   const out = `${ctx.cacheDir}/images/layer-tools-${key}.tar`;
   const comment =
-    `deno ${Deno.version.deno} at /usr/local/bin/deno; ${kernel} at ${GUEST_KERNEL_PATH}`;
+    `deno ${Deno.version.deno} at /usr/local/bin/deno; ${kernel} at ${GUEST_KERNEL_PATH}; initramfs at ${GUEST_INITRD_PATH}`;
   if (await exists(out)) return { path: out, sha256: await cachedSha(out), comment };
   const staging = `${ctx.cacheDir}/images/tools.staging`;
   await freshDir(staging);
@@ -142,6 +152,8 @@ async function toolsLayer(ctx: BuildContext): Promise<Layer> {
   await Deno.chmod(`${staging}/usr/local/bin/deno`, 0o755);
   await Deno.copyFile(kernel, `${staging}${GUEST_KERNEL_PATH}`);
   await Deno.chmod(`${staging}${GUEST_KERNEL_PATH}`, 0o644);
+  await Deno.copyFile(initrdPath, `${staging}${GUEST_INITRD_PATH}`);
+  await Deno.chmod(`${staging}${GUEST_INITRD_PATH}`, 0o644);
   for (const d of ["usr", "usr/local", "usr/local/bin", "vm", "vm/kernel"]) {
     await Deno.chmod(`${staging}/${d}`, 0o755);
   }
