@@ -112,11 +112,11 @@ async function cmdBuild(args: string[], log: Logger): Promise<void> {
   await Deno.mkdir(out.slice(0, out.lastIndexOf("/")) || ".", { recursive: true });
   let sizeBytes: number | undefined;
   if (flags.size !== "auto") {
-    try {
-      sizeBytes = Number(parseBytes(flags.size));
-    } catch (err) {
-      throw new ConfigError(`Invalid flags: --size: "${flags.size}" is not a size`, { cause: err });
+    const parsed = parseBytes(flags.size);
+    if (parsed === undefined || Number(parsed) <= 0) {
+      throw new ConfigError(`Invalid flags: --size: "${flags.size}" is not a size (e.g. 2Gi, 1G, auto)`);
     }
+    sizeBytes = Number(parsed);
   }
   const epoch = Number(Deno.env.get("SOURCE_DATE_EPOCH") ?? "0");
   if (!Number.isInteger(epoch) || epoch < 0) {
