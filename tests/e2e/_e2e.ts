@@ -6,7 +6,15 @@
  * @module
  */
 import { requireCluster } from "../harness/cluster.ts";
-import { type DemoCluster, kubectl, loadCluster } from "../../scripts/demo/cluster.ts";
+import {
+  type DemoCluster,
+  getVm,
+  kubectl,
+  loadCluster,
+  snapshotOf,
+  type VmSnapshot,
+  waitUntil,
+} from "../../scripts/demo/cluster.ts";
 import {
   deleteVm,
   deployStack,
@@ -14,13 +22,27 @@ import {
   type StartedVm,
   startVm,
 } from "../../scripts/demo/stack.ts";
-import type { VmOptions } from "../../scripts/demo/manifests.ts";
+import {
+  DEMO_NAMESPACE,
+  TCG_SCALING_CONFIG,
+  type VmOptions,
+} from "../../scripts/demo/manifests.ts";
 import { createLogger, type Logger } from "../../src/lib/log.ts";
 import { NodeSchema, PodSchema } from "../../src/lib/k8s/core_types.ts";
 import { VirtualMachineSchema } from "../../src/api/virtualmachine.ts";
 import { nodeRows } from "../../scripts/demo/rows.ts";
 import type { NodeRow } from "../../scripts/demo/render.ts";
 import { z } from "zod";
+
+/** True when guests run under TCG (no /dev/kvm): idle guests then keep a load average. */
+export const TCG: boolean = (() => {
+  try {
+    Deno.statSync("/dev/kvm");
+    return false;
+  } catch {
+    return true;
+  }
+})();
 
 /** Logger for e2e progress (stderr JSON lines). */
 export const log: Logger = createLogger("e2e", { level: "info" });
@@ -48,11 +70,38 @@ export async function withVm(
   const c = await stack();
   const name = `${prefix}-${crypto.randomUUID().slice(0, 6)}`;
   try {
-    const vm = await startVm(log, c, { ...opts, name, bootTimeoutMs: 12 * 60_000 });
+    const vm = await startVm(log, c, {
+      ...(TCG ? { scalingConfig: { ...TCG_SCALING_CONFIG } } : {}),
+      ...opts,
+      name,
+      bootTimeoutMs: 12 * 60_000,
+    });
     await fn(c, vm);
   } finally {
     await deleteVm(c, name);
   }
+}
+
+/**
+ * Waits until the VM's spec CPU and memory have not changed for `stillMs` (boot is load under
+ * TCG, so a new VM first grows and then comes back down); returns the settled snapshot.
+ */
+export async function settle(
+  c: DemoCluster,
+  name: string,
+  stillMs = 60_000,
+  timeoutMs = 8 * 60_000,
+): Promise<VmSnapshot> {
+  let key = "";
+  let since = performance.now();
+  return await waitUntil(log, `${name} settled`, async () => {
+    const v = await getVm(c, DEMO_NAMESPACE, name);
+    if (!v) return undefined;
+    const s = snapshotOf(v);
+    const k = `${s.cpuUseMilli}/${s.memUseBytes}/${s.cpuStatusMilli}/${s.memStatusBytes}`;
+    if (k !== key) [key, since] = [k, performance.now()];
+    return performance.now() - since >= stillMs ? s : undefined;
+  }, { timeoutMs, intervalMs: 2000, describe: () => key });
 }
 
 const ListOf = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item) });

@@ -10,7 +10,7 @@ import { type DemoCluster, getVm, kubectlOk, snapshotOf } from "../../scripts/de
 import { pgbenchRun } from "../../scripts/demo/load.ts";
 import { DEMO_NAMESPACE } from "../../scripts/demo/manifests.ts";
 import { waitRollouts } from "../../scripts/demo/stack.ts";
-import { log, withVm } from "./_e2e.ts";
+import { log, settle, withVm } from "./_e2e.ts";
 
 async function deletePods(c: DemoCluster, ns: string, selector: string, node?: string) {
   const args = ["delete", "pod", "-n", ns, "-l", selector, "--wait=false"];
@@ -25,7 +25,7 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     await withVm("e2e-restart", {}, async (c, vm) => {
-      const s0 = snapshotOf((await getVm(c, DEMO_NAMESPACE, vm.name))!);
+      const s0 = await settle(c, vm.name);
       let maxAfterRestarts = 0;
       let restartsDone = false;
       let stop = false;
