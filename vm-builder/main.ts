@@ -19,6 +19,7 @@ const HELP = `vm-builder — build NeonVM guest images (neonvm-ts)
 Usage:
   deno task vm-builder build --src <image> [options]
   deno task vm-builder initrd [--kernel-version V] [--out PATH]
+  deno task vm-builder import <archive> [--containerd-socket S ...]
   deno task vm-builder example <name>          (e.g. pg16: builds vm-examples/pg16 from nothing)
 
 build: <image> is an OCI layout directory (optionally <dir>:<tag>), an OCI archive or
@@ -114,7 +115,9 @@ async function cmdBuild(args: string[], log: Logger): Promise<void> {
   if (flags.size !== "auto") {
     const parsed = parseBytes(flags.size);
     if (parsed === undefined || Number(parsed) <= 0) {
-      throw new ConfigError(`Invalid flags: --size: "${flags.size}" is not a size (e.g. 2Gi, 1G, auto)`);
+      throw new ConfigError(
+        `Invalid flags: --size: "${flags.size}" is not a size (e.g. 2Gi, 1G, auto)`,
+      );
     }
     sizeBytes = Number(parsed);
   }
@@ -192,6 +195,30 @@ async function cmdInitrd(args: string[], log: Logger): Promise<void> {
   stdout(JSON.stringify({ initrd: out, vmlinuz, kernelVersion: kernel.version, ...res }));
 }
 
+async function cmdImport(args: string[], log: Logger): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args,
+    strict: true,
+    allowPositionals: true,
+    options: { "containerd-socket": { type: "string", multiple: true } },
+  });
+  const archive = positionals[0];
+  if (archive === undefined || positionals.length !== 1) {
+    throw new ConfigError("Usage: vm-builder import <archive> [--containerd-socket S ...]");
+  }
+  try {
+    await Deno.stat(archive);
+  } catch (err) {
+    throw new ConfigError(`Archive "${archive}" does not exist`, { cause: err });
+  }
+  const sockets = values["containerd-socket"] ?? await findContainerdSockets(PROJECT_DIR);
+  if (sockets.length === 0) {
+    throw new ConfigError("No containerd socket found (is the local cluster up?)");
+  }
+  await step(log, "import", () => importIntoContainerd(archive, sockets), { archive, sockets });
+  stdout(JSON.stringify({ archive, imported: sockets }));
+}
+
 async function cmdExample(args: string[]): Promise<void> {
   const name = args[0];
   if (name === undefined || !/^[a-z0-9_-]+$/.test(name)) {
@@ -226,6 +253,9 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       case "initrd":
         await cmdInitrd(rest, log);
+        return 0;
+      case "import":
+        await cmdImport(rest, log);
         return 0;
       case "example":
         await cmdExample(rest);
