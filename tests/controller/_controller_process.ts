@@ -5,6 +5,8 @@
  * Must not change the cluster outside the test's namespace (CRDs are applied idempotently).
  * @module
  */
+import { buildTestGuest, TEST_GUEST_IMAGE } from "../../scripts/guest/build_test_guest.ts";
+import { importArchive, listImages } from "../../scripts/images/import.ts";
 import { type ClusterEnv, kubectl } from "../harness/cluster.ts";
 import { RUNTIME_IMAGE } from "../../scripts/cluster/layout.ts";
 
@@ -15,6 +17,19 @@ export async function ok(env: ClusterEnv, args: string[], stdin?: string): Promi
   const r = await kubectl(env, args, stdin === undefined ? {} : { stdin });
   if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed: ${r.stderr}`);
   return r.stdout;
+}
+
+/**
+ * Makes the cluster ready for controller suites: the CRDs, and the test-guest image on every node
+ * (built by scripts/guest if missing, imported where a node lacks it).
+ */
+export async function prepareCluster(env: ClusterEnv): Promise<void> {
+  const guest = await buildTestGuest();
+  for (const node of env.nodes) {
+    if ((await listImages(node)).includes(TEST_GUEST_IMAGE)) continue;
+    await importArchive(node, guest.imageArchivePath, `${env.dir}/logs/test-guest-import.log`);
+  }
+  await applyCrds(env);
 }
 
 /** Applies the NeonVM CRDs and waits until they are established. */

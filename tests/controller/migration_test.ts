@@ -8,9 +8,9 @@
 import assert from "node:assert/strict";
 import { kubectl, requireCluster } from "../harness/cluster.ts";
 import {
-  applyCrds,
   getVm,
   ok,
+  prepareCluster,
   runnerPods,
   startController,
   waitFor,
@@ -45,7 +45,7 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     const env = await requireCluster();
-    await applyCrds(env);
+    await prepareCluster(env);
     const ns = `nvts-mig-${crypto.randomUUID().slice(0, 8)}`;
     await ok(env, ["create", "namespace", ns]);
     try {

@@ -10,9 +10,9 @@
 import assert from "node:assert/strict";
 import { type ClusterEnv, kubectl, requireCluster } from "../harness/cluster.ts";
 import {
-  applyCrds,
   getVm,
   ok,
+  prepareCluster,
   runnerPods,
   startController,
   waitFor,
@@ -88,7 +88,7 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     const env = await requireCluster();
-    await applyCrds(env);
+    await prepareCluster(env);
     await withNamespace(env, async (ns) => {
       await using _ctl = startController(env, ns);
       await ok(env, ["-n", ns, "apply", "-f", "-"], vmManifest("vm1"));
@@ -176,7 +176,7 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     const env = await requireCluster();
-    await applyCrds(env);
+    await prepareCluster(env);
     await withNamespace(env, async (ns) => {
       await using _ctl = startController(env, ns);
       await ok(env, ["-n", ns, "apply", "-f", "-"], vmManifest("vm2", { restartPolicy: "Never" }));
