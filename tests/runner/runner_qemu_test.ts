@@ -59,7 +59,8 @@ Deno.test({
     assert.match(r.logs(), /"accelerator":"tcg"/);
 
     await t.step("runtime disk: env, command/args, sysctls, mounts", async () => {
-      const m = await r.waitForConsole(/neonvm-test: (.*)/, 180_000);
+      // Wait for the whole line: the serial console arrives in arbitrary chunks.
+      const m = await r.waitForConsole(/neonvm-test: ([^\r\n]*)\r?\n/, 180_000);
       assert.equal(
         m[1]!.trim(),
         "env=hello 'vm' swappiness=17 conf=hi-from-configmap tmpfs=1 data=1",
