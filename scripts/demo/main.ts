@@ -61,12 +61,34 @@ async function setUp(log: Logger, flags: Flags): Promise<{ c: DemoCluster; vm: S
   return { c, vm };
 }
 
-/** Prints the status table every `everyMs` until the signal aborts. */
-async function liveTable(kube: KubeClient, everyMs: number, signal: AbortSignal): Promise<void> {
+/** Writes the timeline so far (CSV, SVG, raw points) into `dir`. */
+async function writeTimeline(dir: string, points: Sampler["points"]): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  const samples = toSamples(points);
+  await Deno.writeTextFile(`${dir}/timeline.csv`, samplesToCsv(samples));
+  await Deno.writeTextFile(
+    `${dir}/timeline.svg`,
+    renderTimelineSvg(samples, `neonvm-ts demo: ${DEMO_NAMESPACE}/${VM_NAME} under load`),
+  );
+  await Deno.writeTextFile(`${dir}/points.json`, JSON.stringify(points));
+}
+
+/**
+ * Prints the status table every `everyMs` until the signal aborts, and rewrites the timeline so
+ * far, so an interrupted demo still leaves its picture.
+ */
+async function liveTable(
+  kube: KubeClient,
+  everyMs: number,
+  signal: AbortSignal,
+  sampler: Sampler,
+  outDir: string,
+): Promise<void> {
   while (!signal.aborted) {
     try {
       const table = await readStatus(kube, AbortSignal.timeout(10_000));
       say(`\n--- ${new Date().toISOString()} ---\n${table}`);
+      await writeTimeline(outDir, sampler.points);
     } catch {
       // The next round retries.
     }
@@ -167,7 +189,8 @@ async function main(): Promise<number> {
   sampler.stage = "idle";
   sampler.start();
   const tableStop = new AbortController();
-  const table = liveTable(kube, 10_000, tableStop.signal);
+  say(`timeline (rewritten every 10 s): ${flags.out}/timeline.svg`);
+  const table = liveTable(kube, 10_000, tableStop.signal, sampler, flags.out);
   // Boot itself is load (initdb under TCG): the VM may have grown; start the story from the floor.
   say("==> idle: waiting for the VM to settle after boot before the load");
   await waitForLow(log, sampler, "settle before load", flags.idleTimeoutSec);
@@ -207,14 +230,7 @@ async function main(): Promise<number> {
   tableStop.abort();
   await table;
 
-  await Deno.mkdir(flags.out, { recursive: true });
-  const samples = toSamples(sampler.points);
-  await Deno.writeTextFile(`${flags.out}/timeline.csv`, samplesToCsv(samples));
-  await Deno.writeTextFile(
-    `${flags.out}/timeline.svg`,
-    renderTimelineSvg(samples, `neonvm-ts demo: ${DEMO_NAMESPACE}/${VM_NAME} under load`),
-  );
-  await Deno.writeTextFile(`${flags.out}/points.json`, JSON.stringify(sampler.points));
+  await writeTimeline(flags.out, sampler.points);
 
   const rows = [
     reactionOf(sampler.points, "cpu-load", "up", 2000),
