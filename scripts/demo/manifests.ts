@@ -127,11 +127,11 @@ export function pgConn(ip: string): string {
 }
 
 /**
- * A query that builds a string of about `mib` MiB in one backend and holds it for `holdSec`
+ * A query that builds a string of about `mib` MiB (constant 1 KiB pieces: cheap under TCG) in one backend and holds it for `holdSec`
  * seconds (the demo's memory-heavy phase).
  */
 export function memoryHogSql(mib: number, holdSec: number): string {
   const rows = Math.max(1, Math.round(mib * 1024)); // 1 KiB per row
-  return `SELECT length(s), pg_sleep(${holdSec}) FROM (SELECT string_agg(repeat(md5(g::text), 32), ',') ` +
+  return `SELECT length(s), pg_sleep(${holdSec}) FROM (SELECT string_agg(repeat('x', 1023), ',') ` +
     `AS s FROM generate_series(1, ${rows}) g) x;`;
 }
