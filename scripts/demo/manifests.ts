@@ -127,8 +127,8 @@ export function pgConn(ip: string): string {
 }
 
 /**
- * A query that builds a string of about `mib` MiB (constant 1 KiB pieces: cheap under TCG) in one backend and holds it for `holdSec`
- * seconds (the demo's memory-heavy phase).
+ * A query that builds a string of about `mib` MiB in one backend (constant 1 KiB pieces, cheap
+ * under TCG) and holds it for `holdSec` seconds (the demo's memory-heavy phase).
  */
 export function memoryHogSql(mib: number, holdSec: number): string {
   const rows = Math.max(1, Math.round(mib * 1024)); // 1 KiB per row
