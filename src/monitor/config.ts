@@ -34,6 +34,7 @@ export const MonitorConfigSchema = z.object({
   cgroupLimits: BoolFlag.default(true),
   pgconnstr: z.string().min(1).optional(),
   psql: z.string().min(1).default("psql"),
+  psqlTimeoutMs: z.coerce.number().int().min(100).max(600_000).default(5_000),
   meminfo: z.string().min(1).default("/proc/meminfo"),
   sampleIntervalMs: z.coerce.number().int().min(10).max(10_000).default(100),
   logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
@@ -54,6 +55,7 @@ export const USAGE =
   --cgroup-limits BOOL    write memory.high/memory.max on resize (default true)
   --pgconnstr CONNSTR     Postgres to size the file cache of (enables LFC management)
   --psql PATH             psql executable (default psql)
+  --psql-timeout-ms N     time limit of one psql call (default 5000; raise it for slow guests)
   --meminfo PATH          meminfo file for the initial size (default /proc/meminfo)
   --sample-interval-ms N  cgroup sampling period (default 100)
   --log-level LEVEL       debug|info|warn|error (default info)`;
@@ -71,6 +73,7 @@ export function parseMonitorArgs(argv: readonly string[]): MonitorConfig {
         "cgroup-limits": { type: "string" },
         pgconnstr: { type: "string" },
         psql: { type: "string" },
+        "psql-timeout-ms": { type: "string" },
         meminfo: { type: "string" },
         "sample-interval-ms": { type: "string" },
         "log-level": { type: "string" },
@@ -92,6 +95,7 @@ export function parseMonitorArgs(argv: readonly string[]): MonitorConfig {
     cgroupLimits: values["cgroup-limits"],
     pgconnstr: values.pgconnstr,
     psql: values.psql,
+    psqlTimeoutMs: values["psql-timeout-ms"],
     meminfo: values.meminfo,
     sampleIntervalMs: values["sample-interval-ms"],
     logLevel: values["log-level"],

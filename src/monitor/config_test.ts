@@ -14,6 +14,7 @@ Deno.test("defaults: 0.0.0.0:10301, cgroup neon-postgres (implicit), limits on, 
   assert.equal(c.cgroupLimits, true);
   assert.equal(c.pgconnstr, undefined);
   assert.equal(c.sampleIntervalMs, 100);
+  assert.equal(c.psqlTimeoutMs, 5000);
   assert.ok(Object.isFrozen(c));
 });
 
@@ -27,6 +28,7 @@ Deno.test("reference flags in both --flag=value and --flag value forms", () => {
     "--cgroup-root",
     "/tmp/cg",
     "--sample-interval-ms=50",
+    "--psql-timeout-ms=30000",
   ]);
   assert.deepEqual(c.addr, { host: "127.0.0.1", port: 9999 });
   assert.equal(c.cgroup, "my-pg");
@@ -35,6 +37,7 @@ Deno.test("reference flags in both --flag=value and --flag value forms", () => {
   assert.equal(c.cgroupLimits, false);
   assert.equal(c.cgroupRoot, "/tmp/cg");
   assert.equal(c.sampleIntervalMs, 50);
+  assert.equal(c.psqlTimeoutMs, 30000);
   assert.deepEqual(parseMonitorArgs(["--addr", "[::1]:10301"]).addr, { host: "::1", port: 10301 });
 });
 

@@ -45,9 +45,11 @@ export async function main(argv: readonly string[]): Promise<number> {
         });
       }
     }
-    const fileCache = config.pgconnstr === undefined
-      ? undefined
-      : new PsqlFileCache({ connstr: config.pgconnstr, psqlPath: config.psql });
+    const fileCache = config.pgconnstr === undefined ? undefined : new PsqlFileCache({
+      connstr: config.pgconnstr,
+      psqlPath: config.psql,
+      timeoutMs: config.psqlTimeoutMs,
+    });
     const managed = {
       cgroup: cgroup !== undefined,
       cgroupLimits: config.cgroupLimits,
