@@ -12,7 +12,7 @@ step() { printf '{"ts":"%s","level":"info","logger":"install","msg":"%s"}\n' "$(
 
 PKGS=(qemu-system-x86 qemu-utils containerd runc containernetworking-plugins umoci skopeo
   busybox-static e2fsprogs postgresql linux-image-cloud-amd64 iptables conntrack socat iproute2
-  openssl catatonit debootstrap jq curl genisoimage dnsmasq-base cpio)
+  openssl catatonit debootstrap jq curl genisoimage dnsmasq-base cpio quota)
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

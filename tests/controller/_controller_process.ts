@@ -7,17 +7,18 @@
  */
 import { buildTestGuest, TEST_GUEST_IMAGE } from "../../scripts/guest/build_test_guest.ts";
 import { importArchive, listImages } from "../../scripts/images/import.ts";
-import { type ClusterEnv, kubectl } from "../harness/cluster.ts";
+import {
+  type ClusterEnv,
+  kubectl,
+  kubectlOk,
+  waitFor as harnessWaitFor,
+} from "../harness/cluster.ts";
 import { RUNTIME_IMAGE } from "../../scripts/cluster/layout.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
 /** Runs kubectl and throws on a non-zero exit. */
-export async function ok(env: ClusterEnv, args: string[], stdin?: string): Promise<string> {
-  const r = await kubectl(env, args, stdin === undefined ? {} : { stdin });
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed: ${r.stderr}`);
-  return r.stdout;
-}
+export const ok = kubectlOk;
 
 /**
  * Makes the cluster ready for controller suites: the CRDs, and the test-guest image on every node
@@ -149,20 +150,12 @@ export async function runnerPods(env: ClusterEnv, ns: string, vm: string): Promi
   return out.split(/\s+/).filter((x) => x !== "");
 }
 
-/** Polls `probe` every second until it returns a value or `timeoutMs` passes. */
-export async function waitFor<T>(
+/** Polls `probe` every 1000 ms until it returns a value or `timeoutMs` passes. */
+export function waitFor<T>(
   what: string,
   timeoutMs: number,
   probe: () => Promise<T | undefined>,
   describe?: () => Promise<string>,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-  throw new Error(
-    `Timed out after ${timeoutMs} ms waiting for ${what}${describe ? `\n${await describe()}` : ""}`,
-  );
+  return harnessWaitFor(what, timeoutMs, probe, describe, 1000);
 }

@@ -116,3 +116,29 @@ export async function kubectl(
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
+
+/** Runs kubectl and throws, with its stderr, on a non-zero exit; returns stdout. */
+export async function kubectlOk(env: ClusterEnv, args: string[], stdin?: string): Promise<string> {
+  const r = await kubectl(env, args, stdin === undefined ? {} : { stdin });
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Polls `probe` every `intervalMs` until it returns a value; throws after `timeoutMs`. */
+export async function waitFor<T>(
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<T | undefined>,
+  describe?: () => Promise<string>,
+  intervalMs = 500,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(
+    `Timed out after ${timeoutMs} ms waiting for ${what}${describe ? `\n${await describe()}` : ""}`,
+  );
+}

@@ -6,16 +6,12 @@
  * idempotently).
  * @module
  */
-import { type ClusterEnv, kubectl } from "../harness/cluster.ts";
+import { type ClusterEnv, kubectlOk, waitFor as harnessWaitFor } from "../harness/cluster.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
 /** Runs kubectl and throws on a non-zero exit. */
-export async function ok(env: ClusterEnv, args: string[], stdin?: string): Promise<string> {
-  const r = await kubectl(env, args, stdin === undefined ? {} : { stdin });
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed: ${r.stderr}`);
-  return r.stdout;
-}
+export const ok = kubectlOk;
 
 /** Applies the NeonVM CRDs (idempotent) and waits until they are established. */
 export async function applyCrds(env: ClusterEnv): Promise<void> {
@@ -185,21 +181,13 @@ export async function startKubeScheduler(
 }
 
 /** Polls `probe` every 250 ms until it returns a value or `timeoutMs` passes. */
-export async function waitFor<T>(
+export function waitFor<T>(
   what: string,
   timeoutMs: number,
   probe: () => Promise<T | undefined>,
   describe?: () => Promise<string>,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(
-    `Timed out after ${timeoutMs} ms waiting for ${what}${describe ? `\n${await describe()}` : ""}`,
-  );
+  return harnessWaitFor(what, timeoutMs, probe, describe, 250);
 }
 
 /** A VirtualMachine (1 GiB slots) as JSON for `kubectl apply`. */
