@@ -104,8 +104,9 @@ Deno.test({
       assert.equal(done.status.phase, "Succeeded", JSON.stringify(done.status));
       const after: Json = await waitFor("vm1 Running on the target", 60_000, async () => {
         const vm: Json = await getVm(env, ns, "vm1");
+        // status.node follows the target pod; it may lag podName by a reconcile.
         return vm?.status?.phase === "Running" && vm.status.podName === done.status.targetPodName &&
-            vm.status.node !== undefined
+            vm.status.node !== undefined && vm.status.node !== sourceNode
           ? vm
           : undefined;
       });
