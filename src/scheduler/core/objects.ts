@@ -7,30 +7,38 @@
  */
 import { z } from "zod";
 import type { SchedNode, SchedPod } from "../../api/extender.ts";
+import {
+  ANNOTATION_RESOURCES_APPROVED,
+  ANNOTATION_RESOURCES_REQUESTED,
+  ANNOTATION_SCALING_UNIT,
+  ANNOTATION_VM_OVERCOMMIT,
+  ANNOTATION_VM_RESOURCES,
+  LABEL_AUTO_MIGRATION_ENABLED,
+  LABEL_AUTOSCALING_ENABLED,
+  LABEL_CREATED_BY_SCHEDULER,
+  LABEL_TESTING_ONLY_ALWAYS_MIGRATE,
+} from "../../api/annotations.ts";
 import { parseBytes, parseMilliCpu, ResourcesSchema } from "../../api/quantity.ts";
+import { NEONVM_API_VERSION } from "../../api/virtualmachine.ts";
 import { ParseError } from "../../lib/errors.ts";
 import { NO_OVERCOMMIT, type Res } from "./resources.ts";
 
+// The §1.2 / §2.6 names are defined once, in src/api; these are the scheduler's short aliases.
 /** Annotation: the agent's compute unit (JSON Resources). */
-export const ANN_SCALING_UNIT = "autoscaling.neon.tech/scaling-unit";
+export const ANN_SCALING_UNIT = ANNOTATION_SCALING_UNIT;
 /** Annotation: the agent's last requested resources (JSON Resources). */
-export const ANN_REQUESTED = "internal.autoscaling.neon.tech/resources-requested";
+export const ANN_REQUESTED = ANNOTATION_RESOURCES_REQUESTED;
 /** Annotation: resources the scheduler approved (JSON Resources). */
-export const ANN_APPROVED = "internal.autoscaling.neon.tech/resources-approved";
+export const ANN_APPROVED = ANNOTATION_RESOURCES_APPROVED;
 /** Pod annotation written by the controller: `{"cpus":{…},"memorySlots":{…},"memorySlotSize":Q}`. */
-export const ANN_VM_RESOURCES = "vm.neon.tech/resources";
+export const ANN_VM_RESOURCES = ANNOTATION_VM_RESOURCES;
 /** Pod annotation written by the controller: `{"cpu"?:Q,"memory"?:Q}` overcommit factors. */
-export const ANN_OVERCOMMIT = "vm.neon.tech/overcommit";
-/** Label: `"true"` enables autoscaling of the VM. */
-export const LABEL_AUTOSCALING_ENABLED = "autoscaling.neon.tech/enabled";
+export const ANN_OVERCOMMIT = ANNOTATION_VM_OVERCOMMIT;
 /** Label: `"true"` lets the scheduler migrate the VM. */
-export const LABEL_AUTO_MIGRATION = "autoscaling.neon.tech/auto-migration-enabled";
+export const LABEL_AUTO_MIGRATION = LABEL_AUTO_MIGRATION_ENABLED;
 /** Label: `"true"` makes the VM migratable regardless (test aid). */
-export const LABEL_ALWAYS_MIGRATE = "autoscaling.neon.tech/testing-only-always-migrate";
-/** Label on migrations the scheduler created. */
-export const LABEL_CREATED_BY_SCHEDULER = "autoscaling.neon.tech/created-by-scheduler";
-/** API version of NeonVM objects. */
-export const NEONVM_API_VERSION = "vm.neon.tech/v1";
+export const LABEL_ALWAYS_MIGRATE = LABEL_TESTING_ONLY_ALWAYS_MIGRATE;
+export { LABEL_AUTOSCALING_ENABLED, LABEL_CREATED_BY_SCHEDULER, NEONVM_API_VERSION };
 
 /** A node: allocatable totals and watermark. */
 export interface NodeInfo {
