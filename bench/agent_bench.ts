@@ -11,7 +11,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { FakeApiServer } from "../src/lib/k8s/_fake_apiserver.ts";
+import { FakeApiServer, fakeKubeconfig } from "../src/lib/k8s/_fake_apiserver.ts";
 
 const CLK_TCK = 100;
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -116,14 +116,7 @@ async function runSize(
   );
   await Deno.writeTextFile(
     `${tmp}/kubeconfig`,
-    JSON.stringify({
-      apiVersion: "v1",
-      kind: "Config",
-      clusters: [{ name: "fake", cluster: { server: api.url } }],
-      users: [{ name: "u", user: { token: "t" } }],
-      contexts: [{ name: "c", context: { cluster: "fake", user: "u" } }],
-      "current-context": "c",
-    }),
+    fakeKubeconfig(api.url),
   );
   await Deno.writeTextFile(
     `${tmp}/config.json`,

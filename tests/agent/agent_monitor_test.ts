@@ -7,7 +7,7 @@
  * Runs only on loopback; bounded to ~90 s.
  */
 import assert from "node:assert/strict";
-import { FakeApiServer } from "../../src/lib/k8s/_fake_apiserver.ts";
+import { FakeApiServer, fakeKubeconfig } from "../../src/lib/k8s/_fake_apiserver.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const MiB = 1024 * 1024;
@@ -159,14 +159,7 @@ Deno.test({
 
     await Deno.writeTextFile(
       `${tmp}/kubeconfig`,
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "Config",
-        clusters: [{ name: "fake", cluster: { server: api.url } }],
-        users: [{ name: "u", user: { token: "t" } }],
-        contexts: [{ name: "c", context: { cluster: "fake", user: "u" } }],
-        "current-context": "c",
-      }),
+      fakeKubeconfig(api.url),
     );
     await Deno.writeTextFile(
       `${tmp}/config.json`,

@@ -428,3 +428,15 @@ export class FakeApiServer implements AsyncDisposable {
     await this.#server.shutdown();
   }
 }
+
+/** A kubeconfig (JSON, token auth) that points a component process at a fake API server. */
+export function fakeKubeconfig(serverUrl: string): string {
+  return JSON.stringify({
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [{ name: "fake", cluster: { server: serverUrl } }],
+    users: [{ name: "u", user: { token: "t" } }],
+    contexts: [{ name: "c", context: { cluster: "fake", user: "u" } }],
+    "current-context": "c",
+  });
+}
