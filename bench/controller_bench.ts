@@ -19,14 +19,11 @@ import { PodSchema } from "../src/lib/k8s/core_types.ts";
 import { MemoryEventSink } from "../src/lib/k8s/events.ts";
 import { PODS, VIRTUAL_MACHINES } from "../src/lib/k8s/meta.ts";
 import { createLogger } from "../src/lib/log.ts";
-import {
-  type GuestProbe,
-  type ReconcileSettings,
-  reconcileVm,
-} from "../src/controller/core/reconcile.ts";
+import { type GuestProbe, reconcileVm } from "../src/controller/core/reconcile.ts";
 import type { PodView } from "../src/controller/core/runner_pod.ts";
 import type { GuestIo } from "../src/controller/io/guest.ts";
 import { VmReconciler } from "../src/controller/io/vm_reconciler.ts";
+import { SETTINGS } from "../src/controller/core/_fixtures_test.ts";
 
 const { values } = parseArgs({ args: Deno.args, options: { vms: { type: "string" } } });
 const N = Number(values.vms ?? 200);
@@ -45,25 +42,6 @@ function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? 0;
 }
-
-const SETTINGS: ReconcileSettings = {
-  defaultCpuScalingMode: "QmpScaling",
-  atMostOnePod: false,
-  runner: {
-    runnerImage: "img",
-    runnerCommand: ["runner"],
-    runnerExtraArgs: [],
-    disableRunnerCgroup: true,
-    useVirtioConsole: false,
-    qemuDiskCacheSettings: "cache=none",
-    memhpAutoMovableRatio: "301",
-    overheadMilliCpu: 100,
-    overheadMemBytes: 256 * MiB,
-    runnerPrivileged: false,
-    runnerCapabilities: ["NET_ADMIN", "SYS_ADMIN", "SYS_RESOURCE"],
-    devicePluginResources: false,
-  },
-};
 
 function wireVm(name: string) {
   return {

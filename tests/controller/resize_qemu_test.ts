@@ -7,7 +7,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { GiB, KiB, MiB } from "../../src/api/quantity.ts";
+import { GiB, KiB } from "../../src/api/quantity.ts";
 import { VirtualMachineSchema } from "../../src/api/virtualmachine.ts";
 import { systemClock } from "../../src/lib/clock.ts";
 import { FakeApiServer } from "../../src/lib/k8s/_fake_apiserver.ts";
@@ -18,29 +18,10 @@ import { PODS, VIRTUAL_MACHINES } from "../../src/lib/k8s/meta.ts";
 import { createLogger } from "../../src/lib/log.ts";
 import { RealGuestIo } from "../../src/controller/io/guest.ts";
 import { VmReconciler } from "../../src/controller/io/vm_reconciler.ts";
-import type { ReconcileSettings } from "../../src/controller/core/reconcile.ts";
 import { canRunRealQemu, startRunner } from "../runner/_harness.ts";
+import { SETTINGS } from "../../src/controller/core/_fixtures_test.ts";
 
 const VMS = "/apis/vm.neon.tech/v1/virtualmachines";
-
-const SETTINGS: ReconcileSettings = {
-  defaultCpuScalingMode: "QmpScaling",
-  atMostOnePod: false,
-  runner: {
-    runnerImage: "img",
-    runnerCommand: ["runner"],
-    runnerExtraArgs: [],
-    disableRunnerCgroup: true,
-    useVirtioConsole: false,
-    qemuDiskCacheSettings: "cache=none",
-    memhpAutoMovableRatio: "301",
-    overheadMilliCpu: 100,
-    overheadMemBytes: 256 * MiB,
-    runnerPrivileged: false,
-    runnerCapabilities: ["NET_ADMIN", "SYS_ADMIN", "SYS_RESOURCE"],
-    devicePluginResources: false,
-  },
-};
 
 // deno-lint-ignore no-explicit-any
 const get = (o: unknown, path: string): any =>
