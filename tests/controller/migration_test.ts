@@ -104,12 +104,13 @@ Deno.test({
       assert.equal(done.status.phase, "Succeeded", JSON.stringify(done.status));
       const after: Json = await waitFor("vm1 Running on the target", 60_000, async () => {
         const vm: Json = await getVm(env, ns, "vm1");
-        // status.node follows the target pod; it may lag podName by a reconcile.
-        return vm?.status?.phase === "Running" && vm.status.podName === done.status.targetPodName &&
-            vm.status.node !== undefined && vm.status.node !== sourceNode
+        return vm?.status?.phase === "Running" && vm.status.podName === done.status.targetPodName
           ? vm
           : undefined;
       });
+      // The hand-over writes podName and node together: the first status naming the target pod
+      // already names the target's node.
+      assert.equal(after.status.node, done.status.targetNode);
       assert.notEqual(after.status.node, sourceNode);
       await waitFor(
         "source pod deleted",

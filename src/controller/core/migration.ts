@@ -54,7 +54,13 @@ export type MigrationAction =
   | { readonly type: "setVmOwner" }
   | { readonly type: "updateStatus"; readonly status: VirtualMachineMigrationStatus }
   | { readonly type: "setVmPhase"; readonly phase: VmPhase }
-  | { readonly type: "setVmPod"; readonly podName: string; readonly podIP: string }
+  | {
+    /** Hands the VM to the target pod: podName, podIP and node in one status write. */
+    readonly type: "setVmPod";
+    readonly podName: string;
+    readonly podIP: string;
+    readonly node: string | undefined;
+  }
   | { readonly type: "createTargetPod"; readonly podName: string }
   | { readonly type: "patchPodMetadata"; readonly podName: string; readonly ops: PatchOp[] }
   | { readonly type: "addSourcePodOwner"; readonly podName: string }
@@ -265,6 +271,9 @@ export function reconcileMigration(
                 type: "setVmPod",
                 podName: targetName,
                 podIP: status.targetPodIP ?? target.podIP ?? "",
+                // Why: writing node with podName in one status write, so no reader ever sees
+                // the target pod paired with the source node (it used to follow a round later).
+                node: status.targetNode ?? target.nodeName,
               },
               {
                 type: "handOverPods",

@@ -111,7 +111,7 @@ Deno.test("migration: owner, target name, PreMigrating, target pod, start, compl
     newPodSuffix: "x",
   }, T0);
   assert.deepEqual(d.actions.slice(0, 3), [
-    { type: "setVmPod", podName: "vm1-zzzzz", podIP: "10.0.1.9" },
+    { type: "setVmPod", podName: "vm1-zzzzz", podIP: "10.0.1.9", node: "node-2" },
     { type: "handOverPods", sourcePodName: "vm1-abcde", targetPodName: "vm1-zzzzz" },
     { type: "quitQemu", which: "source" },
   ]);

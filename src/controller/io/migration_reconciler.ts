@@ -230,6 +230,8 @@ export class MigrationReconciler {
         return await patchVmStatus({
           podName: action.podName,
           podIP: action.podIP,
+          // null removes a node that would otherwise keep naming the source's node.
+          node: action.node ?? null,
           phase: "Running",
         });
       case "createTargetPod": {

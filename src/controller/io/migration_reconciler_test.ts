@@ -61,11 +61,17 @@ Deno.test("migration reconciler: PreMigrating -> target pod -> start -> complete
         rootDisk: { image: "img" },
       },
     },
-    status: { phase: "Running", podName: "vm1-src", podIP: "10.0.0.1", restartCount: 0 },
+    status: {
+      phase: "Running",
+      podName: "vm1-src",
+      podIP: "10.0.0.1",
+      node: "node-1",
+      restartCount: 0,
+    },
   });
   srv.seed(PODS_PATH, {
     metadata: { name: "vm1-src", namespace: "default", labels: { "vm.neon.tech/name": "vm1" } },
-    spec: { containers: [{ name: "neonvm-runner" }] },
+    spec: { nodeName: "node-1", containers: [{ name: "neonvm-runner" }] },
     status: { phase: "Running", podIP: "10.0.0.1" },
   });
   srv.seed(VMMS, {
@@ -102,7 +108,11 @@ Deno.test("migration reconciler: PreMigrating -> target pod -> start -> complete
   const tpod = srv.object(PODS_PATH, "default", target);
   assert.ok(tpod);
   assert.equal(get(tpod, "metadata.ownerReferences")[0].kind, "VirtualMachineMigration");
-  // Target runner comes up.
+  // Target runner is scheduled to the other node and comes up.
+  await kube.resource(PODS, PodSchema).patch(target, {
+    type: "merge",
+    body: { spec: { nodeName: "node-2" } },
+  }, { namespace: "default" });
   await kube.resource(PODS, PodSchema).patch(target, {
     type: "merge",
     body: {
@@ -133,6 +143,8 @@ Deno.test("migration reconciler: PreMigrating -> target pod -> start -> complete
   const vmAfter = srv.object(VMS, "default", "vm1");
   assert.equal(get(vmAfter, "status.podName"), target);
   assert.equal(get(vmAfter, "status.podIP"), "10.0.0.2");
+  // podName and node change in the same write: no VM reconcile ran in between.
+  assert.equal(get(vmAfter, "status.node"), "node-2");
   assert.equal(get(vmAfter, "status.phase"), "Running");
   assert.equal(get(mig(), "status.phase"), "Succeeded");
   assert.ok(qmp.calls.includes("quit 10.0.0.1"));
