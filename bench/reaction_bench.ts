@@ -1,50 +1,457 @@
 /**
- * Reaction-time benchmark on the local cluster with the deployed stack (needs `deno task
- * cluster:up`; deploys the stack and a Postgres VM like `deno task demo`). For each step the VM
- * starts at its minimum, a load begins, and we time (sampling the VM every 0.5 s) the start of
- * the load to the agent's patch of `spec` (the first increase) and to the guest having the new
- * resources (`status`). CPU steps run pgbench; memory steps run a query holding ~1 GiB. Between
- * steps the VM returns to its minimum (CPU load averages decay over minutes, so a CPU step takes
- * about 4 minutes under TCG). Prints p50/p95 per kind as a table.
+ * Reaction-time benchmark on the local cluster with the deployed stack (`deno task
+ * bench:reaction`; needs `deno task cluster:up`, deploys the stack like `deno task demo`). Boots one
+ * autoscaling Postgres VM once, then alternates CPU load steps (pgbench -S) and memory-pressure
+ * steps (queries holding ~0.7 GiB each) and times, per step, from the start of the load (t0, when
+ * `kubectl exec` of the load is spawned) to:
+ * - signal: the first of our own scrapes of the guest's exporter on which the agent's goal formula
+ *   (§3.3, the deployed config plus the VM's overrides) asks for more of that resource;
+ * - request / approved: the scheduler recorded a larger request / approval on the VM
+ *   (resources-requested / resources-approved annotations);
+ * - patch: the agent's patch of `spec` (first increase), as a watch on the VM delivered it;
+ * - status: `status.cpus` / `status.memorySize` (what the runner reports) increased;
+ * - guest: the guest's own exporter shows more CPUs online / a larger MemTotal (for CPU only when
+ *   the patch crossed a whole vCPU: fractions are a cgroup quota outside the guest).
+ * For memory steps it also reads the agent's log for the vm-monitor's upscale request (fast path).
+ * Before a CPU step the VM must be steady below its CPU maximum and the guest's 1-minute load back
+ * near its idle level; before a memory step, steady at its memory minimum (each wait is bounded;
+ * the per-step table shows the level and load at t0). Prints a per-step table, p50/p95 per kind
+ * and where the time goes; writes the raw observations as JSON. Must not touch other namespaces'
+ * objects; deletes its VM at the end (unless --keep-vm).
  *
- * Usage: deno run -A bench/reaction_bench.ts [--steps 10] [--kinds cpu,memory] [--vm NAME]
- *        [--reuse-vm]
+ * Usage: deno task bench:reaction [--steps 10] [--kinds cpu,memory] [--vm NAME] [--reuse-vm]
+ *        [--keep-vm] [--clients 6] [--cpu-seconds 40] [--mem-mib 700] [--hold-seconds 25]
+ *        [--settle-timeout-seconds 150] [--max-minutes 40] [--kernel runtime|image]
+ *        [--no-tcg-tuning] [--out DIR]
  * @module
  */
 import { parseArgs } from "node:util";
 import { z } from "zod";
-import { GiB } from "../src/api/quantity.ts";
-import { createLogger } from "../src/lib/log.ts";
+import { computeGoalCu } from "../src/agent/core/goal_cu.ts";
+import { extractSystemMetrics } from "../src/agent/core/metrics.ts";
+import { parsePromText } from "../src/agent/core/prom_text.ts";
+import { parseAgentConfig, type ScalingConfig, withOverrides } from "../src/api/agent_config.ts";
 import {
-  getVm,
-  loadCluster,
-  snapshotOf,
-  type VmSnapshot,
-  waitUntil,
-} from "../scripts/demo/cluster.ts";
+  ANNOTATION_RESOURCES_APPROVED,
+  ANNOTATION_RESOURCES_REQUESTED,
+  parseResourcesAnnotation,
+} from "../src/api/annotations.ts";
+import { formatBinarySi, formatMilliCpu, GiB, type Resources } from "../src/api/quantity.ts";
+import {
+  cpuUseMilli,
+  memoryUseBytes,
+  type VirtualMachine,
+  VirtualMachineSchema,
+} from "../src/api/virtualmachine.ts";
+import { KubeClient } from "../src/lib/k8s/client.ts";
+import { loadClusterAccess } from "../src/lib/k8s/kubeconfig.ts";
+import { VIRTUAL_MACHINES } from "../src/lib/k8s/meta.ts";
+import { createLogger, type Logger } from "../src/lib/log.ts";
+import { DEFAULT_CACHE_DIR } from "../scripts/cluster/layout.ts";
+import { type DemoCluster, kubectl, loadCluster, waitUntil } from "../scripts/demo/cluster.ts";
 import { memoryHog, pgbenchInit, pgbenchRun } from "../scripts/demo/load.ts";
-import { DEMO_NAMESPACE } from "../scripts/demo/manifests.ts";
+import { DEMO_NAMESPACE, TCG_SCALING_CONFIG } from "../scripts/demo/manifests.ts";
 import { textTable } from "../scripts/demo/render.ts";
-import { deployStack, ensureImages, startVm } from "../scripts/demo/stack.ts";
-import { percentile } from "../scripts/demo/timeline.ts";
+import { deleteVm, deployStack, ensureImages, startVm } from "../scripts/demo/stack.ts";
+import {
+  between,
+  type GuestObservation,
+  type StepKind,
+  type StepTimes,
+  stepTimes,
+  summarise,
+  type VmObservation,
+} from "../scripts/demo/timeline.ts";
+
+const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
 const FlagsSchema = z.object({
   steps: z.number().int().min(1).max(100),
   kinds: z.array(z.enum(["cpu", "memory"])).min(1),
   vm: z.string().regex(/^[a-z0-9-]{1,40}$/),
   reuseVm: z.boolean(),
+  keepVm: z.boolean(),
+  clients: z.number().int().min(1).max(40),
+  cpuSeconds: z.number().int().min(10).max(600),
+  memMib: z.number().int().min(64).max(1000),
+  holdSeconds: z.number().int().min(5).max(600),
+  settleTimeoutSec: z.number().int().min(10).max(1800),
+  maxMinutes: z.number().min(1).max(600),
+  kernel: z.enum(["runtime", "image"]),
+  tcgTuning: z.boolean(),
+  out: z.string().min(1),
 });
+type Flags = z.infer<typeof FlagsSchema>;
 
-/** One measured step. */
-interface Step {
-  kind: "cpu" | "memory";
-  patchSec: number | undefined;
-  guestSec: number | undefined;
+/** A measured step with what the bench knew at its start. */
+interface Step extends StepTimes {
+  /** Step number (order of execution). */
+  i: number;
+  /** Guest 1-minute load at t0. */
+  load1AtStart: number | undefined;
+  /** CPU steps: how far the 1-minute load at t0 was below the next level's scale-up point. */
+  load1Gap: number | undefined;
+  /** Seconds to the vm-monitor's upscale request (agent log), memory steps. */
+  monitorSec: number | undefined;
+  /** Whether the load itself finished cleanly. */
+  loadOk: boolean;
+  /** Notes (e.g. started before the VM settled). */
+  note: string;
+  /** Epoch ms of t0. */
+  t0Ms: number;
 }
 
-const log = createLogger("bench.reaction");
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function main(): Promise<void> {
+/** The VM object's fields the bench tracks, at `tMs`. */
+function observe(vm: VirtualMachine, tMs: number): VmObservation {
+  const ann = (key: string): Resources | undefined => {
+    const text = vm.metadata.annotations?.[key];
+    if (text === undefined) return undefined;
+    const r = parseResourcesAnnotation(text, key);
+    return r.ok ? r.value : undefined;
+  };
+  const req = ann(ANNOTATION_RESOURCES_REQUESTED);
+  const app = ann(ANNOTATION_RESOURCES_APPROVED);
+  return {
+    tMs,
+    phase: vm.status?.phase ?? "",
+    cpuUseMilli: cpuUseMilli(vm),
+    memUseBytes: memoryUseBytes(vm),
+    cpuStatusMilli: vm.status?.cpus,
+    memStatusBytes: vm.status?.memorySize,
+    cpuRequestedMilli: req?.vCPUs,
+    memRequestedBytes: req?.mem,
+    cpuApprovedMilli: app?.vCPUs,
+    memApprovedBytes: app?.mem,
+  };
+}
+
+/** Watches one VM and keeps every state it passes through, stamped when received. */
+class VmWatch {
+  readonly history: VmObservation[] = [];
+  vm: VirtualMachine | undefined;
+  #done: Promise<void> | undefined;
+  readonly #ac = new AbortController();
+
+  constructor(
+    private readonly kube: KubeClient,
+    private readonly ns: string,
+    private readonly name: string,
+    private readonly log: Logger,
+  ) {}
+
+  get latest(): VmObservation | undefined {
+    return this.history.at(-1);
+  }
+
+  /** Time of the latest change of the spec use values. */
+  lastSpecChangeMs(): number {
+    const h = this.history;
+    for (let i = h.length - 1; i > 0; i--) {
+      if (
+        h[i]!.cpuUseMilli !== h[i - 1]!.cpuUseMilli || h[i]!.memUseBytes !== h[i - 1]!.memUseBytes
+      ) {
+        return h[i]!.tMs;
+      }
+    }
+    return h[0]?.tMs ?? 0;
+  }
+
+  start(): void {
+    this.#done = this.#loop();
+  }
+
+  #record(vm: VirtualMachine): void {
+    this.vm = vm;
+    this.history.push(observe(vm, Date.now()));
+  }
+
+  async #loop(): Promise<void> {
+    const res = this.kube.resource(VIRTUAL_MACHINES, VirtualMachineSchema);
+    const fieldSelector = `metadata.name=${this.name}`;
+    const signal = this.#ac.signal;
+    let rv: string | undefined;
+    while (!signal.aborted) {
+      try {
+        if (rv === undefined) {
+          const list = await res.list({ namespace: this.ns, fieldSelector, signal });
+          for (const vm of list.items) this.#record(vm);
+          rv = list.resourceVersion;
+        }
+        for await (
+          const ev of res.watch({
+            namespace: this.ns,
+            fieldSelector,
+            resourceVersion: rv,
+            timeoutSeconds: 120,
+            signal,
+          })
+        ) {
+          if (ev.type === "BOOKMARK") rv = ev.resourceVersion;
+          else if (ev.type === "ADDED" || ev.type === "MODIFIED") {
+            this.#record(ev.object);
+            rv = ev.object.metadata.resourceVersion ?? rv;
+          } else if (ev.type === "INVALID") {
+            this.log.warn("unparsable VM in watch", { error: ev.object.error.message });
+          }
+        }
+      } catch (e) {
+        if (signal.aborted) return;
+        this.log.warn("VM watch restarts", { error: e instanceof Error ? e.message : String(e) });
+        rv = undefined; // Re-list (covers 410 Gone).
+        await sleep(500);
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#ac.abort();
+    await this.#done?.catch(() => {});
+  }
+}
+
+/** Scrapes the guest's exporter; undefined when it does not answer. */
+async function scrapeGuestFull(ip: string, timeoutMs = 3000) {
+  try {
+    const res = await fetch(`http://${ip}:9100/metrics`, {
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    if (!res.ok) {
+      await res.body?.cancel();
+      return undefined;
+    }
+    const p = parsePromText(await res.text());
+    const cpus = new Set(
+      (p.families.get("node_cpu_seconds_total")?.samples ?? []).map((s) => s.labels["cpu"]),
+    );
+    const total = p.families.get("node_memory_MemTotal_bytes")?.samples[0]?.value;
+    const sys = extractSystemMetrics(p);
+    return {
+      onlineCpus: cpus.size > 0 ? cpus.size : undefined,
+      memTotalBytes: total,
+      system: sys.ok ? sys.value : undefined,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Polls the guest's exporter in the background; `fast` switches between 2 s and 5 s. */
+class GuestPoller {
+  readonly history: GuestObservation[] = [];
+  fast = false;
+  /** The step kind and base level `wantsMore` is judged against. */
+  judge: { kind: StepKind; base: VmObservation } | undefined;
+  #stop = false;
+  #done: Promise<void> | undefined;
+
+  constructor(
+    private readonly ip: string,
+    private readonly cfg: ScalingConfig,
+    private readonly cu: Resources,
+    private readonly maxCpuMilli: number,
+  ) {}
+
+  get latest(): GuestObservation | undefined {
+    return this.history.at(-1);
+  }
+
+  start(): void {
+    this.#done = (async () => {
+      while (!this.#stop) {
+        const started = Date.now();
+        await this.scrapeOnce();
+        const wait = (this.fast ? 2000 : 5000) - (Date.now() - started);
+        // Short sleeps so switching to fast takes effect at once.
+        for (let left = wait; left > 0 && !this.#stop; left -= 250) {
+          await sleep(Math.min(250, left));
+          if (this.fast && Date.now() - started >= 2000) break;
+        }
+      }
+    })();
+  }
+
+  async scrapeOnce(): Promise<GuestObservation | undefined> {
+    const g = await scrapeGuestFull(this.ip);
+    if (g === undefined) return undefined;
+    let wantsMore = false;
+    if (g.system && this.judge) {
+      const goal = computeGoalCu(this.cfg, this.cu, g.system, undefined).goalCu;
+      const b = this.judge.base;
+      wantsMore = this.judge.kind === "cpu"
+        ? Math.min(goal * this.cu.vCPUs, this.maxCpuMilli) > b.cpuUseMilli
+        : goal * this.cu.mem > b.memUseBytes;
+    }
+    const o: GuestObservation = {
+      tMs: Date.now(),
+      onlineCpus: g.onlineCpus,
+      memTotalBytes: g.memTotalBytes,
+      load1: g.system?.loadAverage1Min,
+      wantsMore,
+    };
+    this.history.push(o);
+    return o;
+  }
+
+  async stop(): Promise<void> {
+    this.#stop = true;
+    await this.#done;
+  }
+}
+
+/** The agent pod on `node`, if any. */
+async function agentPodOn(c: DemoCluster, node: string): Promise<string | undefined> {
+  const r = await kubectl(c, [
+    "get",
+    "pods",
+    "-n",
+    "kube-system",
+    "-l",
+    "app.kubernetes.io/name=autoscaler-agent",
+    "--field-selector",
+    `spec.nodeName=${node}`,
+    "-o",
+    "jsonpath={.items[0].metadata.name}",
+  ], { timeoutMs: 20_000 });
+  return r.code === 0 && r.stdout.trim() ? r.stdout.trim() : undefined;
+}
+
+/** Epoch ms of the first agent log line `msg` about VM `ns/name` at or after `sinceMs`. */
+async function agentLogTime(
+  c: DemoCluster,
+  pod: string,
+  vmKey: string,
+  msg: string,
+  sinceMs: number,
+): Promise<number | undefined> {
+  const r = await kubectl(c, [
+    "logs",
+    "-n",
+    "kube-system",
+    pod,
+    `--since-time=${new Date(sinceMs - 1000).toISOString()}`,
+  ], { timeoutMs: 30_000 });
+  if (r.code !== 0) return undefined;
+  for (const line of r.stdout.split("\n")) {
+    if (!line.includes(msg)) continue;
+    try {
+      const j = JSON.parse(line) as Record<string, unknown>;
+      const t = Date.parse(String(j["ts"]));
+      if (j["msg"] === msg && j["virtualmachine"] === vmKey && t >= sinceMs) return t;
+    } catch {
+      // Not a JSON line.
+    }
+  }
+  return undefined;
+}
+
+function loadAvg(): string {
+  try {
+    return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+  } catch {
+    return "?";
+  }
+}
+
+const fmtSec = (v: number | undefined) => v === undefined ? "-" : v.toFixed(1);
+
+function fmtValue(kind: StepKind, v: number | undefined): string {
+  if (v === undefined) return "-";
+  return kind === "cpu" ? formatMilliCpu(v) : formatBinarySi(v);
+}
+
+/** Per-step table. */
+function stepTable(steps: readonly Step[]): string {
+  return textTable(
+    [
+      "#",
+      "LOAD",
+      "FROM -> TO",
+      "LOAD1@t0",
+      "GAP",
+      "SIGNAL",
+      "MONITOR",
+      "REQUEST",
+      "APPROVED",
+      "PATCH",
+      "STATUS",
+      "GUEST",
+      "LOAD OK",
+      "NOTE",
+    ],
+    steps.map((s) => [
+      String(s.i),
+      s.kind,
+      `${fmtValue(s.kind, s.fromValue)} -> ${fmtValue(s.kind, s.toValue)}`,
+      s.load1AtStart === undefined ? "-" : s.load1AtStart.toFixed(2),
+      s.load1Gap === undefined ? "-" : s.load1Gap.toFixed(2),
+      fmtSec(s.signalSec),
+      fmtSec(s.monitorSec),
+      fmtSec(s.requestSec),
+      fmtSec(s.approvedSec),
+      fmtSec(s.patchSec),
+      fmtSec(s.statusSec),
+      fmtSec(s.guestSec),
+      s.loadOk ? "yes" : "NO",
+      s.note,
+    ]),
+  );
+}
+
+/** p50/p95 per kind for load → patch, → status, → guest. */
+function summaryTable(steps: readonly Step[], kinds: readonly StepKind[]): string {
+  const rows: string[][] = [];
+  for (const kind of kinds) {
+    const mine = steps.filter((s) => s.kind === kind);
+    const label = kind === "cpu" ? "CPU load" : "memory pressure";
+    for (
+      const r of [
+        summarise(`${label} -> agent patch`, mine, (s) => s.patchSec),
+        summarise(`${label} -> status (runner)`, mine, (s) => s.statusSec),
+        summarise(
+          `${label} -> guest (${kind === "cpu" ? "CPUs online" : "MemTotal"})`,
+          mine,
+          (s) => s.guestSec,
+        ),
+      ]
+    ) {
+      rows.push([r.label, String(r.n), String(r.missing), fmtSec(r.p50), fmtSec(r.p95)]);
+    }
+  }
+  return textTable(["INTERVAL", "N", "MISSING", "p50 s", "p95 s"], rows);
+}
+
+/** Where the time goes: p50 (p95) of each stage-to-stage interval, per kind. */
+function breakdownTable(steps: readonly Step[], kinds: readonly StepKind[]): string {
+  const rows: string[][] = [];
+  const add = (kind: StepKind, label: string, f: (s: Step) => number | undefined) => {
+    const r = summarise(label, steps.filter((s) => s.kind === kind), (s) => f(s as Step));
+    rows.push([kind, label, String(r.n), fmtSec(r.p50), fmtSec(r.p95)]);
+  };
+  for (const kind of kinds) {
+    add(kind, "t0 -> signal (metric crosses the scale-up point)", (s) => s.signalSec);
+    if (kind === "memory") add(kind, "t0 -> vm-monitor upscale request", (s) => s.monitorSec);
+    add(
+      kind,
+      "signal -> request recorded (scrape phase + agent + plugin)",
+      (s) => between(s.signalSec, s.requestSec),
+    );
+    add(kind, "request -> approved recorded", (s) => between(s.requestSec, s.approvedSec));
+    add(kind, "approved recorded -> patch", (s) => between(s.approvedSec, s.patchSec));
+    add(kind, "signal -> patch", (s) => between(s.signalSec, s.patchSec));
+    add(
+      kind,
+      "patch -> status (controller, runner, QMP/daemon)",
+      (s) => between(s.patchSec, s.statusSec),
+    );
+    add(kind, "patch -> guest", (s) => between(s.patchSec, s.guestSec));
+  }
+  return textTable(["LOAD", "STAGE", "N", "p50 s", "p95 s"], rows);
+}
+
+async function main(): Promise<number> {
+  const log = createLogger("bench.reaction");
   const { values } = parseArgs({
     args: Deno.args,
     strict: true,
@@ -53,89 +460,294 @@ async function main(): Promise<void> {
       kinds: { type: "string", default: "cpu,memory" },
       vm: { type: "string", default: "bench-react" },
       "reuse-vm": { type: "boolean", default: false },
+      "keep-vm": { type: "boolean", default: false },
+      clients: { type: "string", default: "6" },
+      "cpu-seconds": { type: "string", default: "40" },
+      "mem-mib": { type: "string", default: "700" },
+      "hold-seconds": { type: "string", default: "25" },
+      "settle-timeout-seconds": { type: "string", default: "150" },
+      "max-minutes": { type: "string", default: "40" },
+      kernel: { type: "string", default: "runtime" },
+      "no-tcg-tuning": { type: "boolean", default: false },
+      out: { type: "string" },
     },
   });
-  const flags = FlagsSchema.parse({
+  const stamp = new Date().toISOString().replaceAll(":", "").replace(/\.\d+Z$/, "Z");
+  const parsed = FlagsSchema.safeParse({
     steps: Number(values.steps),
     kinds: values.kinds.split(",").map((s) => s.trim()),
     vm: values.vm,
     reuseVm: values["reuse-vm"],
+    keepVm: values["keep-vm"],
+    clients: Number(values.clients),
+    cpuSeconds: Number(values["cpu-seconds"]),
+    memMib: Number(values["mem-mib"]),
+    holdSeconds: Number(values["hold-seconds"]),
+    settleTimeoutSec: Number(values["settle-timeout-seconds"]),
+    maxMinutes: Number(values["max-minutes"]),
+    kernel: values.kernel,
+    tcgTuning: !values["no-tcg-tuning"],
+    out: values.out ?? `${DEFAULT_CACHE_DIR}/bench/reaction-${stamp}`,
   });
-  const c = await loadCluster();
-  await ensureImages(log, c);
-  await deployStack(log, c);
-  const vm = await startVm(log, c, { name: flags.vm, reuse: flags.reuseVm });
-  await pgbenchInit(vm.target, vm.ip, 1);
-  const read = async (): Promise<VmSnapshot> =>
-    snapshotOf((await getVm(c, DEMO_NAMESPACE, flags.vm))!);
-
-  const atMin = () =>
-    waitUntil(log, "VM at its minimum", async () => {
-      const s = await read();
-      return s.cpuUseMilli <= 250 && s.memUseBytes <= GiB && s.cpuStatusMilli === 250 &&
-          s.memStatusBytes === GiB
-        ? s
-        : undefined;
-    }, { timeoutMs: 10 * 60_000, intervalMs: 2000 });
-
-  const steps: Step[] = [];
-  for (let i = 0; i < flags.steps; i++) {
-    for (const kind of flags.kinds) {
-      const s0 = await atMin();
-      // Let the 1-minute load average settle a little below the scale-up point.
-      await new Promise((r) => setTimeout(r, 5000));
-      const t0 = performance.now();
-      const load = kind === "cpu"
-        ? pgbenchRun(vm.target, vm.ip, { clients: 6, seconds: 90 })
-        : memoryHog(vm.target, vm.ip, 700, 5, 10 * 60_000);
-      let patchSec: number | undefined;
-      let guestSec: number | undefined;
-      let settled = false;
-      void load.finally(() => settled = true);
-      while ((patchSec === undefined || guestSec === undefined) && !settled) {
-        const s = await read().catch(() => undefined);
-        const dt = (performance.now() - t0) / 1000;
-        if (s) {
-          const up = kind === "cpu"
-            ? s.cpuUseMilli > s0.cpuUseMilli
-            : s.memUseBytes > s0.memUseBytes;
-          const guest = kind === "cpu"
-            ? (s.cpuStatusMilli ?? 0) > (s0.cpuStatusMilli ?? 0)
-            : (s.memStatusBytes ?? 0) > (s0.memStatusBytes ?? 0);
-          if (up && patchSec === undefined) patchSec = dt;
-          if (guest && guestSec === undefined) guestSec = dt;
-        }
-        await new Promise((r) => setTimeout(r, 500));
-      }
-      await load;
-      steps.push({ kind, patchSec, guestSec });
-      log.info("step", { i, kind, patchSec, guestSec });
-    }
+  if (!parsed.success) {
+    log.error("invalid flags", {
+      issues: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
+    });
+    return 2;
   }
-
-  const fmt = (v: number | undefined) => v === undefined ? "-" : `${v.toFixed(1)} s`;
-  const rows = flags.kinds.map((kind) => {
-    const mine = steps.filter((s) => s.kind === kind);
-    const patch = mine.flatMap((s) => s.patchSec === undefined ? [] : [s.patchSec]);
-    const guest = mine.flatMap((s) => s.guestSec === undefined ? [] : [s.guestSec]);
-    return [
-      kind,
-      String(mine.length),
-      String(mine.length - guest.length),
-      fmt(percentile(patch, 50)),
-      fmt(percentile(patch, 95)),
-      fmt(percentile(guest, 50)),
-      fmt(percentile(guest, 95)),
-    ];
-  });
-  Deno.stdout.writeSync(
-    new TextEncoder().encode(
-      textTable(
-        ["LOAD", "STEPS", "MISSED", "PATCH p50", "PATCH p95", "GUEST p50", "GUEST p95"],
-        rows,
-      ) + "\n",
-    ),
-  );
+  return await run(log, parsed.data);
 }
 
-if (import.meta.main) await main();
+async function run(log: Logger, flags: Flags): Promise<number> {
+  const tStart = Date.now();
+  const loadAtStart = loadAvg();
+  const agentCfg = parseAgentConfig(
+    JSON.parse(await Deno.readTextFile(`${REPO}/deploy/agent/config.json`)),
+  );
+  const overrides = flags.tcgTuning ? { ...TCG_SCALING_CONFIG } : undefined;
+  const cfg = withOverrides(agentCfg.scaling.defaultConfig, overrides);
+  const cu = agentCfg.scaling.computeUnit;
+
+  const c = await loadCluster();
+  const tSetup = Date.now();
+  await ensureImages(log, c);
+  await deployStack(log, c);
+  const started = await startVm(log, c, {
+    name: flags.vm,
+    reuse: flags.reuseVm,
+    ...(flags.kernel === "runtime" ? { kernelImage: null } : {}),
+    ...(overrides ? { scalingConfig: overrides } : {}),
+  });
+  const bootSec = (Date.now() - tSetup) / 1000;
+  log.info("VM up", { vm: flags.vm, ip: started.ip, setupSeconds: Math.round(bootSec) });
+  await pgbenchInit(started.target, started.ip, 1);
+
+  const kube = KubeClient.fromAccess(
+    await loadClusterAccess({ kubeconfigPath: c.kubeconfig }),
+    { userAgent: "neonvm-bench-reaction" },
+  );
+  const watch = new VmWatch(kube, DEMO_NAMESPACE, flags.vm, log);
+  watch.start();
+  await waitUntil(log, "first VM state", () => Promise.resolve(watch.vm), {
+    timeoutMs: 30_000,
+    intervalMs: 200,
+  });
+  const spec = watch.vm!.spec.guest;
+  const cpuMin = spec.cpus.min;
+  const cpuMax = spec.cpus.max;
+  const memMin = spec.memorySlots.min * spec.memorySlotSize;
+  const memMax = spec.memorySlots.max * spec.memorySlotSize;
+  const guestPoll = new GuestPoller(started.ip, cfg, cu, cpuMax);
+  guestPoll.start();
+  const vmKey = `${DEMO_NAMESPACE}/${flags.vm}`;
+
+  const steps: Step[] = [];
+  const deadlineMs = tStart + flags.maxMinutes * 60_000;
+  try {
+    // Steady: Running, status equal to spec, no spec change for 10 s.
+    const steady = () => {
+      const o = watch.latest;
+      return o !== undefined && o.phase === "Running" && o.cpuStatusMilli === o.cpuUseMilli &&
+        o.memStatusBytes === o.memUseBytes && Date.now() - watch.lastSpecChangeMs() > 10_000;
+    };
+    await waitUntil(log, "VM steady after boot", () => Promise.resolve(steady() || undefined), {
+      timeoutMs: flags.settleTimeoutSec * 1000,
+      intervalMs: 1000,
+      describe: () => JSON.stringify(watch.latest ?? {}),
+    }).catch(() => log.warn("VM not steady after boot; going on"));
+    // A CPU step starts once the guest's 1-minute load has stopped falling (less than 0.2 down in
+    // the last 30 s): under TCG an idle guest's load is 1.5-2, not 0, and it decays for minutes
+    // after a load.
+    const loadSettled = () => {
+      const h = guestPoll.history;
+      const now = h.at(-1);
+      const ago = h.findLast((g) => now !== undefined && g.tMs <= now.tMs - 30_000);
+      return now?.load1 !== undefined && ago?.load1 !== undefined &&
+        ago.load1 - now.load1 < 0.2;
+    };
+
+    const waitReady = async (kind: StepKind): Promise<string> => {
+      const ready = (strict: boolean) => {
+        const o = watch.latest;
+        if (o === undefined || !steady()) return false;
+        if (kind === "cpu") {
+          if (o.cpuUseMilli >= cpuMax) return false;
+          return !strict || loadSettled();
+        }
+        return o.memUseBytes < memMax && (!strict || o.memUseBytes <= memMin);
+      };
+      const t0 = Date.now();
+      const describe = () => {
+        const o = watch.latest;
+        return o
+          ? `${formatMilliCpu(o.cpuUseMilli)} vCPU (status ${o.cpuStatusMilli}), ${
+            formatBinarySi(o.memUseBytes)
+          }, load1 ${guestPoll.latest?.load1}`
+          : "";
+      };
+      try {
+        await waitUntil(
+          log,
+          `ready for a ${kind} step`,
+          () => Promise.resolve(ready(true) || undefined),
+          {
+            timeoutMs: flags.settleTimeoutSec * 1000,
+            intervalMs: 1000,
+            describe,
+          },
+        );
+        return "";
+      } catch {
+        await waitUntil(
+          log,
+          `steady for a ${kind} step`,
+          () => Promise.resolve(ready(false) || undefined),
+          {
+            timeoutMs: flags.settleTimeoutSec * 1000,
+            intervalMs: 1000,
+            describe,
+          },
+        );
+        return `not settled after ${Math.round((Date.now() - t0) / 1000)} s`;
+      }
+    };
+
+    const runStep = async (kind: StepKind, i: number): Promise<Step> => {
+      let note = "";
+      try {
+        note = await waitReady(kind);
+      } catch (e) {
+        return {
+          ...stepTimes(kind, Date.now(), watch.latest!, undefined, [], []),
+          i,
+          load1AtStart: guestPoll.latest?.load1,
+          load1Gap: undefined,
+          monitorSec: undefined,
+          loadOk: false,
+          note: `skipped: ${e instanceof Error ? e.message.slice(0, 80) : e}`,
+          t0Ms: Date.now(),
+        };
+      }
+      const base = watch.latest!;
+      guestPoll.judge = { kind, base };
+      const baseGuest = await guestPoll.scrapeOnce();
+      guestPoll.fast = true;
+      const t0 = Date.now();
+      const node = watch.vm?.status?.node;
+      let loadOk = false;
+      let loadDone = false;
+      let load: Promise<void>;
+      if (kind === "cpu") {
+        load = pgbenchRun(started.target, started.ip, {
+          clients: flags.clients,
+          seconds: flags.cpuSeconds,
+        }).then((r) => {
+          loadOk = r.code === 0 && !r.connectionBroken;
+          if (!loadOk) log.warn("pgbench", { code: r.code, tail: r.tail });
+        });
+      } else {
+        // One ~0.7 GiB query per GiB the VM has, so the load is more than it holds at any level.
+        const parallel = Math.min(5, Math.max(1, Math.round(base.memUseBytes / GiB)));
+        load = memoryHog(
+          started.target,
+          started.ip,
+          flags.memMib,
+          flags.holdSeconds,
+          (flags.holdSeconds + 300) * 1000,
+          parallel,
+        ).then((r) => {
+          loadOk = r.ok;
+          if (!r.ok) log.warn("memory hog", { output: r.output });
+        });
+      }
+      void load.finally(() => loadDone = true);
+      // Follow the step until the guest has it, or the load is over (plus a grace period).
+      let doneAt: number | undefined;
+      for (;;) {
+        await sleep(500);
+        const s = stepTimes(kind, t0, base, baseGuest, watch.history, guestPoll.history);
+        const wholeCpuMore = kind === "cpu" && s.toValue !== undefined &&
+          baseGuest?.onlineCpus !== undefined &&
+          Math.ceil(s.toValue / 1000) > baseGuest.onlineCpus;
+        const guestWanted = kind === "memory" || wholeCpuMore;
+        const complete = s.patchSec !== undefined && s.statusSec !== undefined &&
+          (!guestWanted || s.guestSec !== undefined);
+        if (complete || loadDone) doneAt ??= Date.now();
+        if (doneAt !== undefined && (complete || Date.now() - doneAt > 20_000)) break;
+      }
+      guestPoll.fast = false;
+      await load;
+      const times = stepTimes(kind, t0, base, baseGuest, watch.history, guestPoll.history);
+      let monitorSec: number | undefined;
+      if (kind === "memory" && node) {
+        const pod = await agentPodOn(c, node);
+        const t = pod
+          ? await agentLogTime(c, pod, vmKey, "monitor requested upscale", t0)
+          : undefined;
+        if (t !== undefined) monitorSec = (t - t0) / 1000;
+      }
+      return {
+        ...times,
+        i,
+        load1AtStart: baseGuest?.load1,
+        load1Gap: kind === "cpu" && baseGuest?.load1 !== undefined
+          ? (base.cpuUseMilli / cu.vCPUs + 0.5) * cfg.loadAverageFractionTarget * cu.vCPUs / 1000 -
+            baseGuest.load1
+          : undefined,
+        monitorSec,
+        loadOk,
+        note,
+        t0Ms: t0,
+      };
+    };
+
+    let i = 0;
+    outer: for (let round = 0; round < flags.steps; round++) {
+      for (const kind of flags.kinds) {
+        if (Date.now() > deadlineMs) {
+          log.warn("time budget used up; no more steps", { maxMinutes: flags.maxMinutes });
+          break outer;
+        }
+        const step = await runStep(kind, i++);
+        steps.push(step);
+        log.info("step", { ...step });
+        Deno.stderr.writeSync(new TextEncoder().encode(stepTable([step]).split("\n")[1] + "\n"));
+      }
+    }
+  } finally {
+    await guestPoll.stop();
+    await watch.stop();
+    kube[Symbol.dispose]();
+    await Deno.mkdir(flags.out, { recursive: true });
+    await Deno.writeTextFile(
+      `${flags.out}/reaction.json`,
+      JSON.stringify({ flags, steps, vm: watch.history, guest: guestPoll.history }, null, 1),
+    );
+    if (!flags.keepVm) await deleteVm(c, flags.vm);
+  }
+
+  const say = (s: string) => Deno.stdout.writeSync(new TextEncoder().encode(s + "\n"));
+  say(
+    `\nReaction-time benchmark: VM ${vmKey} (${formatMilliCpu(cpuMin)}–${
+      formatMilliCpu(cpuMax)
+    } vCPU, ${formatBinarySi(memMin)}–${formatBinarySi(memMax)}), kernel: ${flags.kernel}, ` +
+      `loadAverageFractionTarget ${cfg.loadAverageFractionTarget}, memoryUsageFractionTarget ${cfg.memoryUsageFractionTarget}, ` +
+      `agent scrape every ${agentCfg.metrics.system.secondsBetweenRequests} s`,
+  );
+  say(
+    `setup (images, deploy, boot, Postgres up) ${Math.round(bootSec)} s; steps ${
+      Math.round((Date.now() - tStart) / 1000 - bootSec)
+    } s; host load average at start ${loadAtStart}, at end ${loadAvg()}`,
+  );
+  say(
+    `seconds from the load's start (t0 = kubectl exec spawned); raw data ${flags.out}/reaction.json\n`,
+  );
+  say(stepTable(steps));
+  say("");
+  say(summaryTable(steps, flags.kinds));
+  say("\nWhere the time goes (stage to stage):");
+  say(breakdownTable(steps, flags.kinds));
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main());

@@ -5,7 +5,17 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { percentile, type Point, reactionOf, toSamples } from "./timeline.ts";
+import {
+  between,
+  type GuestObservation,
+  percentile,
+  type Point,
+  reactionOf,
+  stepTimes,
+  summarise,
+  toSamples,
+  type VmObservation,
+} from "./timeline.ts";
 
 const GiB = 1024 ** 3;
 
@@ -82,4 +92,135 @@ Deno.test("percentile: nearest rank, within the values, monotone in p", () => {
       return vs.includes(a) && vs.includes(b) && a <= b;
     },
   ));
+});
+
+function obs(tMs: number, o: Partial<VmObservation> = {}): VmObservation {
+  return {
+    tMs,
+    phase: "Running",
+    cpuUseMilli: 1000,
+    memUseBytes: GiB,
+    cpuStatusMilli: 1000,
+    memStatusBytes: GiB,
+    cpuRequestedMilli: 1000,
+    memRequestedBytes: GiB,
+    cpuApprovedMilli: 1000,
+    memApprovedBytes: GiB,
+    ...o,
+  };
+}
+
+function guest(tMs: number, o: Partial<GuestObservation> = {}): GuestObservation {
+  return { tMs, onlineCpus: 1, memTotalBytes: GiB, load1: 1, wantsMore: false, ...o };
+}
+
+Deno.test("stepTimes times each stage of a CPU step from its start and ignores earlier states", () => {
+  const t0 = 100_000;
+  const base = obs(t0 - 5000);
+  const vm = [
+    // Before the start: a change that must not count.
+    obs(t0 - 1000, { cpuUseMilli: 1250 }),
+    obs(t0 + 500),
+    obs(t0 + 9000, { cpuRequestedMilli: 1500 }),
+    obs(t0 + 9500, { cpuRequestedMilli: 1500, cpuApprovedMilli: 1500 }),
+    obs(t0 + 9800, { cpuRequestedMilli: 1500, cpuApprovedMilli: 1500, cpuUseMilli: 1500 }),
+    obs(t0 + 12_000, {
+      cpuRequestedMilli: 1500,
+      cpuApprovedMilli: 1500,
+      cpuUseMilli: 1500,
+      cpuStatusMilli: 1500,
+    }),
+  ];
+  const g = [
+    guest(t0 - 2000, { wantsMore: true, onlineCpus: 2 }),
+    guest(t0 + 4000),
+    guest(t0 + 6000, { wantsMore: true }),
+    guest(t0 + 13_000, { wantsMore: true, onlineCpus: 2 }),
+  ];
+  const s = stepTimes("cpu", t0, base, guest(t0 - 100), vm, g);
+  assert.deepEqual(s, {
+    kind: "cpu",
+    fromValue: 1000,
+    toValue: 1500,
+    signalSec: 6,
+    requestSec: 9,
+    approvedSec: 9.5,
+    patchSec: 9.8,
+    statusSec: 12,
+    guestSec: 13,
+  });
+});
+
+Deno.test("stepTimes: memory looks only at memory; nothing observed leaves undefined", () => {
+  const t0 = 0;
+  const base = obs(0);
+  const cpuOnly = [obs(1000, { cpuUseMilli: 2000, cpuStatusMilli: 2000 })];
+  const none = stepTimes("memory", t0, base, guest(0), cpuOnly, [guest(2000, { onlineCpus: 2 })]);
+  assert.equal(none.patchSec, undefined);
+  assert.equal(none.statusSec, undefined);
+  assert.equal(none.guestSec, undefined);
+  assert.equal(none.toValue, undefined);
+  const mem = stepTimes(
+    "memory",
+    t0,
+    base,
+    guest(0),
+    [
+      obs(3000, { memUseBytes: 2 * GiB }),
+      obs(7000, { memUseBytes: 2 * GiB, memStatusBytes: 2 * GiB }),
+    ],
+    [guest(8000, { memTotalBytes: 2 * GiB })],
+  );
+  assert.equal(mem.patchSec, 3);
+  assert.equal(mem.toValue, 2 * GiB);
+  assert.equal(mem.statusSec, 7);
+  assert.equal(mem.guestSec, 8);
+  // Without a guest scrape at the start the guest cannot be compared.
+  assert.equal(
+    stepTimes("memory", t0, base, undefined, [], [guest(8000, { memTotalBytes: 9 * GiB })])
+      .guestSec,
+    undefined,
+  );
+});
+
+Deno.test("stepTimes: a stale larger request counts only when it changes again", () => {
+  const base = obs(0, { cpuRequestedMilli: 1500 });
+  const s = stepTimes("cpu", 0, base, undefined, [
+    obs(1000, { cpuRequestedMilli: 1500 }),
+    obs(2000, { cpuRequestedMilli: 1750 }),
+  ], []);
+  assert.equal(s.requestSec, 2);
+});
+
+Deno.test("stepTimes never reports a stage before the step or a negative time (property)", () => {
+  fc.assert(fc.property(
+    fc.integer({ min: 0, max: 1e6 }),
+    fc.array(
+      fc.record({
+        dt: fc.integer({ min: -5000, max: 60_000 }),
+        cpu: fc.integer({ min: 0, max: 4000 }),
+      }),
+    ),
+    (t0, changes) => {
+      const vm = changes.map((c) => obs(t0 + c.dt, { cpuUseMilli: c.cpu, cpuStatusMilli: c.cpu }))
+        .sort((a, b) => a.tMs - b.tMs);
+      const s = stepTimes("cpu", t0, obs(t0), undefined, vm, []);
+      const first = vm.find((o) => o.tMs >= t0 && o.cpuUseMilli > 1000);
+      return first === undefined
+        ? s.patchSec === undefined
+        : s.patchSec === (first.tMs - t0) / 1000 && s.toValue === first.cpuUseMilli;
+    },
+  ));
+});
+
+Deno.test("summarise counts missing values; between needs both ends", () => {
+  const mk = (patchSec: number | undefined) => ({
+    ...stepTimes("cpu", 0, obs(0), undefined, [], []),
+    patchSec,
+  });
+  const r = summarise("patch", [mk(3), mk(undefined), mk(1), mk(2)], (s) => s.patchSec);
+  assert.deepEqual(r, { label: "patch", n: 3, missing: 1, p50: 2, p95: 3 });
+  assert.equal(between(1, 4), 3);
+  assert.equal(between(undefined, 4), undefined);
+  assert.equal(between(1, undefined), undefined);
 });
