@@ -31,24 +31,18 @@ import { computeGoalCu } from "../src/agent/core/goal_cu.ts";
 import { extractSystemMetrics } from "../src/agent/core/metrics.ts";
 import { parsePromText } from "../src/agent/core/prom_text.ts";
 import { parseAgentConfig, type ScalingConfig, withOverrides } from "../src/api/agent_config.ts";
-import {
-  ANNOTATION_RESOURCES_APPROVED,
-  ANNOTATION_RESOURCES_REQUESTED,
-  parseResourcesAnnotation,
-} from "../src/api/annotations.ts";
 import { formatBinarySi, formatMilliCpu, GiB, type Resources } from "../src/api/quantity.ts";
-import {
-  cpuUseMilli,
-  memoryUseBytes,
-  type VirtualMachine,
-  VirtualMachineSchema,
-} from "../src/api/virtualmachine.ts";
 import { KubeClient } from "../src/lib/k8s/client.ts";
 import { loadClusterAccess } from "../src/lib/k8s/kubeconfig.ts";
-import { VIRTUAL_MACHINES } from "../src/lib/k8s/meta.ts";
 import { createLogger, type Logger } from "../src/lib/log.ts";
 import { DEFAULT_CACHE_DIR } from "../scripts/cluster/layout.ts";
-import { type DemoCluster, kubectl, loadCluster, waitUntil } from "../scripts/demo/cluster.ts";
+import {
+  type DemoCluster,
+  kubectl,
+  loadCluster,
+  VmWatch,
+  waitUntil,
+} from "../scripts/demo/cluster.ts";
 import { memoryHog, pgbenchInit, pgbenchRun } from "../scripts/demo/load.ts";
 import { DEMO_NAMESPACE, TCG_SCALING_CONFIG } from "../scripts/demo/manifests.ts";
 import { textTable } from "../scripts/demo/render.ts";
@@ -102,114 +96,6 @@ interface Step extends StepTimes {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The VM object's fields the bench tracks, at `tMs`. */
-function observe(vm: VirtualMachine, tMs: number): VmObservation {
-  const ann = (key: string): Resources | undefined => {
-    const text = vm.metadata.annotations?.[key];
-    if (text === undefined) return undefined;
-    const r = parseResourcesAnnotation(text, key);
-    return r.ok ? r.value : undefined;
-  };
-  const req = ann(ANNOTATION_RESOURCES_REQUESTED);
-  const app = ann(ANNOTATION_RESOURCES_APPROVED);
-  return {
-    tMs,
-    phase: vm.status?.phase ?? "",
-    cpuUseMilli: cpuUseMilli(vm),
-    memUseBytes: memoryUseBytes(vm),
-    cpuStatusMilli: vm.status?.cpus,
-    memStatusBytes: vm.status?.memorySize,
-    cpuRequestedMilli: req?.vCPUs,
-    memRequestedBytes: req?.mem,
-    cpuApprovedMilli: app?.vCPUs,
-    memApprovedBytes: app?.mem,
-  };
-}
-
-/** Watches one VM and keeps every state it passes through, stamped when received. */
-class VmWatch {
-  readonly history: VmObservation[] = [];
-  vm: VirtualMachine | undefined;
-  #done: Promise<void> | undefined;
-  readonly #ac = new AbortController();
-
-  constructor(
-    private readonly kube: KubeClient,
-    private readonly ns: string,
-    private readonly name: string,
-    private readonly log: Logger,
-  ) {}
-
-  get latest(): VmObservation | undefined {
-    return this.history.at(-1);
-  }
-
-  /** Time of the latest change of the spec use values. */
-  lastSpecChangeMs(): number {
-    const h = this.history;
-    for (let i = h.length - 1; i > 0; i--) {
-      if (
-        h[i]!.cpuUseMilli !== h[i - 1]!.cpuUseMilli || h[i]!.memUseBytes !== h[i - 1]!.memUseBytes
-      ) {
-        return h[i]!.tMs;
-      }
-    }
-    return h[0]?.tMs ?? 0;
-  }
-
-  start(): void {
-    this.#done = this.#loop();
-  }
-
-  #record(vm: VirtualMachine): void {
-    this.vm = vm;
-    this.history.push(observe(vm, Date.now()));
-  }
-
-  async #loop(): Promise<void> {
-    const res = this.kube.resource(VIRTUAL_MACHINES, VirtualMachineSchema);
-    const fieldSelector = `metadata.name=${this.name}`;
-    const signal = this.#ac.signal;
-    let rv: string | undefined;
-    while (!signal.aborted) {
-      try {
-        if (rv === undefined) {
-          const list = await res.list({ namespace: this.ns, fieldSelector, signal });
-          for (const vm of list.items) this.#record(vm);
-          rv = list.resourceVersion;
-        }
-        for await (
-          const ev of res.watch({
-            namespace: this.ns,
-            fieldSelector,
-            resourceVersion: rv,
-            timeoutSeconds: 120,
-            signal,
-          })
-        ) {
-          if (ev.type === "BOOKMARK") rv = ev.resourceVersion;
-          else if (ev.type === "ADDED" || ev.type === "MODIFIED") {
-            this.#record(ev.object);
-            rv = ev.object.metadata.resourceVersion ?? rv;
-          } else if (ev.type === "INVALID") {
-            this.log.warn("unparsable VM in watch", { error: ev.object.error.message });
-          }
-        }
-      } catch (e) {
-        if (signal.aborted) return;
-        this.log.warn("VM watch restarts", { error: e instanceof Error ? e.message : String(e) });
-        rv = undefined; // Re-list (covers 410 Gone).
-        await sleep(500);
-      }
-    }
-  }
-
-  async stop(): Promise<void> {
-    this.#ac.abort();
-    await this.#done?.catch(() => {});
-  }
-}
 
 /** Scrapes the guest's exporter; undefined when it does not answer. */
 async function scrapeGuestFull(ip: string, timeoutMs = 3000) {

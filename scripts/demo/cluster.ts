@@ -10,8 +10,10 @@ import { extractSystemMetrics, type SystemMetrics } from "../../src/agent/core/m
 import { parsePromText } from "../../src/agent/core/prom_text.ts";
 import {
   ANNOTATION_RESOURCES_APPROVED,
+  ANNOTATION_RESOURCES_REQUESTED,
   parseResourcesAnnotation,
 } from "../../src/api/annotations.ts";
+import type { Resources } from "../../src/api/quantity.ts";
 import {
   cpuUseMilli,
   memoryUseBytes,
@@ -19,6 +21,9 @@ import {
   VirtualMachineSchema,
 } from "../../src/api/virtualmachine.ts";
 import type { Logger } from "../../src/lib/log.ts";
+import type { KubeClient } from "../../src/lib/k8s/client.ts";
+import { VIRTUAL_MACHINES } from "../../src/lib/k8s/meta.ts";
+import type { VmObservation } from "./timeline.ts";
 
 /** The running local cluster as the demo uses it. */
 export interface DemoCluster {
@@ -246,5 +251,122 @@ export async function waitUntil<T>(
       });
     }
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 2000));
+  }
+}
+
+/** The VM object's fields the reaction timing tracks, at `tMs`. */
+export function observe(vm: VirtualMachine, tMs: number): VmObservation {
+  const ann = (key: string): Resources | undefined => {
+    const text = vm.metadata.annotations?.[key];
+    if (text === undefined) return undefined;
+    const r = parseResourcesAnnotation(text, key);
+    return r.ok ? r.value : undefined;
+  };
+  const req = ann(ANNOTATION_RESOURCES_REQUESTED);
+  const app = ann(ANNOTATION_RESOURCES_APPROVED);
+  return {
+    tMs,
+    phase: vm.status?.phase ?? "",
+    cpuUseMilli: cpuUseMilli(vm),
+    memUseBytes: memoryUseBytes(vm),
+    cpuStatusMilli: vm.status?.cpus,
+    memStatusBytes: vm.status?.memorySize,
+    cpuRequestedMilli: req?.vCPUs,
+    memRequestedBytes: req?.mem,
+    cpuApprovedMilli: app?.vCPUs,
+    memApprovedBytes: app?.mem,
+  };
+}
+
+/**
+ * Watches one VM and keeps every state it passes through, stamped (epoch ms) when received: the
+ * precise times of the agent's patch and of the status change, which sampling would round.
+ */
+export class VmWatch {
+  /** Every state seen, oldest first. */
+  readonly history: VmObservation[] = [];
+  /** The latest object. */
+  vm: VirtualMachine | undefined;
+  #done: Promise<void> | undefined;
+  readonly #ac = new AbortController();
+
+  /** Watches `ns/name` through `kube` once started. */
+  constructor(
+    private readonly kube: KubeClient,
+    private readonly ns: string,
+    private readonly name: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** The latest state. */
+  get latest(): VmObservation | undefined {
+    return this.history.at(-1);
+  }
+
+  /** Time of the latest change of the spec use values. */
+  lastSpecChangeMs(): number {
+    const h = this.history;
+    for (let i = h.length - 1; i > 0; i--) {
+      if (
+        h[i]!.cpuUseMilli !== h[i - 1]!.cpuUseMilli || h[i]!.memUseBytes !== h[i - 1]!.memUseBytes
+      ) {
+        return h[i]!.tMs;
+      }
+    }
+    return h[0]?.tMs ?? 0;
+  }
+
+  /** Starts watching (list, then watch; re-lists after errors). */
+  start(): void {
+    this.#done = this.#loop();
+  }
+
+  #record(vm: VirtualMachine): void {
+    this.vm = vm;
+    this.history.push(observe(vm, Date.now()));
+  }
+
+  async #loop(): Promise<void> {
+    const res = this.kube.resource(VIRTUAL_MACHINES, VirtualMachineSchema);
+    const fieldSelector = `metadata.name=${this.name}`;
+    const signal = this.#ac.signal;
+    let rv: string | undefined;
+    while (!signal.aborted) {
+      try {
+        if (rv === undefined) {
+          const list = await res.list({ namespace: this.ns, fieldSelector, signal });
+          for (const vm of list.items) this.#record(vm);
+          rv = list.resourceVersion;
+        }
+        for await (
+          const ev of res.watch({
+            namespace: this.ns,
+            fieldSelector,
+            resourceVersion: rv,
+            timeoutSeconds: 120,
+            signal,
+          })
+        ) {
+          if (ev.type === "BOOKMARK") rv = ev.resourceVersion;
+          else if (ev.type === "ADDED" || ev.type === "MODIFIED") {
+            this.#record(ev.object);
+            rv = ev.object.metadata.resourceVersion ?? rv;
+          } else if (ev.type === "INVALID") {
+            this.log.warn("unparsable VM in watch", { error: ev.object.error.message });
+          }
+        }
+      } catch (e) {
+        if (signal.aborted) return;
+        this.log.warn("VM watch restarts", { error: e instanceof Error ? e.message : String(e) });
+        rv = undefined; // Re-list (covers 410 Gone).
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  /** Stops watching. */
+  async stop(): Promise<void> {
+    this.#ac.abort();
+    await this.#done?.catch(() => {});
   }
 }

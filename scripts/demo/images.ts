@@ -133,11 +133,11 @@ export async function buildPgloadImage(
 }
 
 /**
- * Builds (or reuses) the guest kernel image for `spec.guest.kernelImage`: `/vmlinuz` and
+ * Builds (or reuses) a guest kernel image for `spec.guest.kernelImage`: `/vmlinuz` and
  * `/initrd.img` (the runner boots the kernel with the initramfs beside it) plus static busybox as
- * `/bin/cp` and `/bin/sh` for the init containers that copy them. Why: the runtime image carries
- * the Debian cloud kernel without an initramfs, and that kernel has virtio-blk as a module, so a
- * vm-builder disk cannot be mounted as root without one.
+ * `/bin/cp` and `/bin/sh` for the init containers that copy them. The demo no longer needs it: the
+ * runtime image now carries the same kernel and initramfs at /vm/kernel (byte for byte), which a
+ * VM without `kernelImage` boots. Kept for callers that still name it (stack.ts imports it).
  */
 export async function buildGuestKernelImage(
   ctx: DemoImageContext,

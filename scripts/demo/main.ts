@@ -3,8 +3,10 @@
  * load. Brings the cluster up, builds and imports the images, deploys (CRDs, then deploy/local),
  * builds the Postgres guest, starts the demo VM and a load pod, then runs a CPU-heavy pgbench, an
  * idle pause, a memory-heavy query and another pause while a live table shows the VM scaling.
- * Ends with a timeline picture (SVG) and CSV under the output directory and a summary of reaction
- * times. Progress is JSON lines on standard error; the table and summary go to standard output.
+ * The VM boots the runtime image's kernel and initramfs. Ends with the time of each stage, the
+ * timeline picture (SVG) and CSV under the output directory, and the reaction times of the two load
+ * stages (timed with a watch on the VM). Progress is JSON lines on standard error; the table and
+ * summary go to standard output.
  *
  * Usage: deno task demo [--skip-cluster-up] [--reuse-vm] [--out DIR] [--cpu-seconds N]
  *        [--clients N] [--mem-mib N] [--idle-timeout-seconds N] [--no-load] [--no-tcg-tuning]
@@ -18,13 +20,13 @@ import { loadClusterAccess } from "../../src/lib/k8s/kubeconfig.ts";
 import { createLogger, type Logger } from "../../src/lib/log.ts";
 import { errorChainMessage } from "../../src/lib/errors.ts";
 import { formatBinarySi, formatMilliCpu, GiB } from "../../src/api/quantity.ts";
-import { type DemoCluster, loadCluster, waitUntil } from "./cluster.ts";
+import { type DemoCluster, loadCluster, VmWatch, waitUntil } from "./cluster.ts";
 import { memoryHog, pgbenchInit, pgbenchRun, Sampler } from "./load.ts";
 import { DEMO_NAMESPACE, TCG_SCALING_CONFIG } from "./manifests.ts";
 import { renderTimelineSvg, samplesToCsv, textTable } from "./render.ts";
 import { deployStack, ensureImages, runChild, say, type StartedVm, startVm } from "./stack.ts";
 import { readStatus } from "./status.ts";
-import { reactionOf, toSamples } from "./timeline.ts";
+import { reactionOf, type StepKind, type StepTimes, stepTimes, toSamples } from "./timeline.ts";
 
 const VM_NAME = "pg-demo";
 
@@ -41,23 +43,47 @@ const FlagsSchema = z.object({
 });
 type Flags = z.infer<typeof FlagsSchema>;
 
+/** Named durations of the demo's stages, in order. */
+type Timings = [string, number][];
+
+/** Runs `f` and records how long it took under `name`. */
+async function timed<T>(timings: Timings, name: string, f: () => Promise<T>): Promise<T> {
+  const t0 = performance.now();
+  try {
+    return await f();
+  } finally {
+    timings.push([name, (performance.now() - t0) / 1000]);
+  }
+}
+
 /** Brings up the stack and the VM; returns where to run load. */
-async function setUp(log: Logger, flags: Flags): Promise<{ c: DemoCluster; vm: StartedVm }> {
+async function setUp(
+  log: Logger,
+  flags: Flags,
+  timings: Timings,
+): Promise<{ c: DemoCluster; vm: StartedVm }> {
   if (!flags.skipClusterUp) {
     say("==> local cluster (deno task cluster:up)");
-    await runChild(log, "cluster:up", ["run", "-A", "scripts/cluster/main.ts", "up"]);
+    await timed(
+      timings,
+      "cluster up",
+      () => runChild(log, "cluster:up", ["run", "-A", "scripts/cluster/main.ts", "up"]),
+    );
   }
   const c = await loadCluster();
-  await ensureImages(log, c);
-  await deployStack(log, c);
+  await timed(timings, "images", () => ensureImages(log, c));
+  await timed(timings, "deploy", () => deployStack(log, c));
   say("==> demo VM (0.25–2 vCPU, 1–8 GiB, autoscaling on) and load pod");
   // Runner pods on the local cluster get no /dev/kvm (no device plugin), so guests run under TCG
-  // even when the host has KVM.
-  const vm = await startVm(log, c, {
-    name: VM_NAME,
-    reuse: flags.reuseVm,
-    ...(flags.noTcgTuning ? {} : { scalingConfig: { ...TCG_SCALING_CONFIG } }),
-  });
+  // even when the host has KVM. The guest boots the kernel and initramfs the runtime image
+  // carries (/vm/kernel), so the VM names no kernel image.
+  const vm = await timed(timings, "VM boot until Postgres answers", () =>
+    startVm(log, c, {
+      name: VM_NAME,
+      reuse: flags.reuseVm,
+      kernelImage: null,
+      ...(flags.noTcgTuning ? {} : { scalingConfig: { ...TCG_SCALING_CONFIG } }),
+    }));
   return { c, vm };
 }
 
@@ -169,7 +195,8 @@ async function main(): Promise<number> {
   }
   const flags = parsed.data;
   const t0 = performance.now();
-  const { c, vm } = await setUp(log, flags);
+  const timings: Timings = [];
+  const { c, vm } = await setUp(log, flags, timings);
   const { target, ip } = vm;
   const kube = KubeClient.fromAccess(
     await loadClusterAccess({ kubeconfigPath: c.kubeconfig }),
@@ -183,25 +210,47 @@ async function main(): Promise<number> {
   }
 
   say("==> pgbench -i (prepare)");
-  await pgbenchInit(target, ip, 2);
+  await timed(timings, "pgbench -i", () => pgbenchInit(target, ip, 2));
 
   const sampler = new Sampler(c, DEMO_NAMESPACE, VM_NAME, 1000);
   sampler.stage = "idle";
   sampler.start();
+  // The watch times the agent's patch and the status change exactly (the sampler rounds to 1 s).
+  const watch = new VmWatch(kube, DEMO_NAMESPACE, VM_NAME, log);
+  watch.start();
   const tableStop = new AbortController();
   say(`timeline (rewritten every 10 s): ${flags.out}/timeline.svg`);
   const table = liveTable(kube, 10_000, tableStop.signal, sampler, flags.out);
-  // Boot itself is load (initdb under TCG): the VM may have grown; start the story from the floor.
+  // Boot itself is load: the VM may have grown; start the story from the floor.
   say("==> idle: waiting for the VM to settle after boot before the load");
-  await waitForLow(log, sampler, "settle before load", flags.idleTimeoutSec);
+  await timed(
+    timings,
+    "idle (settle after boot)",
+    () => waitForLow(log, sampler, "settle before load", flags.idleTimeoutSec),
+  );
   await new Promise((r) => setTimeout(r, 10_000));
+
+  /** Times a load stage from its start on the watch's history. */
+  const reactions: StepTimes[] = [];
+  const stageStart = (kind: StepKind) => {
+    const base = watch.latest;
+    const startMs = Date.now();
+    return () => {
+      if (base !== undefined) {
+        reactions.push(stepTimes(kind, startMs, base, undefined, watch.history, []));
+      }
+    };
+  };
 
   say(`==> cpu-load: pgbench -S, ${flags.clients} clients, ${flags.cpuSeconds} s`);
   sampler.stage = "cpu-load";
-  const bench = await pgbenchRun(target, ip, {
-    clients: flags.clients,
-    seconds: flags.cpuSeconds,
-  });
+  const cpuDone = stageStart("cpu");
+  const bench = await timed(timings, "cpu-load (pgbench)", () =>
+    pgbenchRun(target, ip, {
+      clients: flags.clients,
+      seconds: flags.cpuSeconds,
+    }));
+  cpuDone();
   say(
     `pgbench: exit ${bench.code}, ${bench.transactions ?? "?"} transactions, tps ${
       bench.tps ?? "?"
@@ -209,7 +258,11 @@ async function main(): Promise<number> {
   );
   sampler.stage = "cpu-idle";
   say("==> cpu-idle: no load until the VM has come back down");
-  const cpuDown = await waitForLow(log, sampler, "scale down after CPU load", flags.idleTimeoutSec);
+  const cpuDown = await timed(
+    timings,
+    "cpu-idle (until back down)",
+    () => waitForLow(log, sampler, "scale down after CPU load", flags.idleTimeoutSec),
+  );
 
   // One ~1 GiB query per GiB the VM has now, so the load is more than it can hold whatever size
   // the idle phase left it at.
@@ -218,17 +271,23 @@ async function main(): Promise<number> {
   const parallel = Math.min(5, Math.max(1, Math.round((sampler.latest?.memUseBytes ?? GiB) / GiB)));
   say(`==> memory-load: ${parallel} parallel queries each holding a ~${flags.memMib} MiB string`);
   sampler.stage = "memory-load";
-  const hog = await memoryHog(target, ip, flags.memMib, 20, 15 * 60_000, parallel);
+  const memDone = stageStart("memory");
+  const hog = await timed(
+    timings,
+    "memory-load (queries)",
+    () => memoryHog(target, ip, flags.memMib, 20, 15 * 60_000, parallel),
+  );
+  memDone();
   say(`memory query: ${hog.ok ? "finished" : "FAILED"} in ${hog.seconds} s ${hog.output}`);
   sampler.stage = "memory-idle";
   say("==> memory-idle: no load until the VM has come back down");
-  const memDown = await waitForLow(
-    log,
-    sampler,
-    "scale down after memory load",
-    flags.idleTimeoutSec,
+  const memDown = await timed(
+    timings,
+    "memory-idle (until back down)",
+    () => waitForLow(log, sampler, "scale down after memory load", flags.idleTimeoutSec),
   );
   await sampler.stop();
+  await watch.stop();
   tableStop.abort();
   await table;
 
@@ -254,8 +313,11 @@ async function main(): Promise<number> {
     }),
     { cpu: 0, mem: 0 },
   );
+  timings.push(["total", (performance.now() - t0) / 1000]);
   say(`\n${await readStatus(kube)}\n`);
-  say("Reaction times (from the stage start; sampled every 1 s):");
+  say("Stage timings:");
+  say(textTable(["STAGE", "SECONDS"], timings.map(([n, sec]) => [n, sec.toFixed(0)])));
+  say("\nScaling per stage (from the stage start; sampled every 1 s):");
   say(textTable(
     ["STAGE", "DIRECTION", "FIRST", "AGENT PATCH", "GUEST HAS IT", "CPU AT BOUND"],
     rows,
@@ -267,9 +329,21 @@ async function main(): Promise<number> {
       }`,
   );
   say(`\ntimeline picture: ${flags.out}/timeline.svg\ntimeline data:    ${flags.out}/timeline.csv`);
-  say(`total ${Math.round((performance.now() - t0) / 1000)} s`);
+  say(reactionSummary(reactions));
   kube[Symbol.dispose]();
   return 0;
+}
+
+/** One line per load stage: seconds from its start to the agent's patch and to `status`. */
+function reactionSummary(reactions: readonly StepTimes[]): string {
+  const f = (v: number | undefined) => v === undefined ? "none" : `${v.toFixed(1)} s`;
+  const lines = reactions.map((r) =>
+    `  ${r.kind === "cpu" ? "CPU load       " : "memory pressure"}: agent patch after ${
+      f(r.patchSec)
+    }, guest has it (status) after ${f(r.statusSec)}`
+  );
+  return ["reaction times (from the load's start; bench:reaction gives p50/p95 over many steps):"]
+    .concat(lines.length > 0 ? lines : ["  none measured"]).join("\n");
 }
 
 if (import.meta.main) {
