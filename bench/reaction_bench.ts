@@ -398,15 +398,21 @@ async function run(log: Logger, flags: Flags): Promise<number> {
   const tSetup = Date.now();
   await ensureImages(log, c);
   await deployStack(log, c);
-  const started = await startVm(log, c, {
-    name: flags.vm,
-    reuse: flags.reuseVm,
-    ...(flags.kernel === "runtime" ? { kernelImage: null } : {}),
-    ...(overrides ? { scalingConfig: overrides } : {}),
-  });
+  let started: Awaited<ReturnType<typeof startVm>>;
+  try {
+    started = await startVm(log, c, {
+      name: flags.vm,
+      reuse: flags.reuseVm,
+      ...(flags.kernel === "runtime" ? { kernelImage: null } : {}),
+      ...(overrides ? { scalingConfig: overrides } : {}),
+    });
+    await pgbenchInit(started.target, started.ip, 1);
+  } catch (e) {
+    if (!flags.keepVm) await deleteVm(c, flags.vm);
+    throw e;
+  }
   const bootSec = (Date.now() - tSetup) / 1000;
   log.info("VM up", { vm: flags.vm, ip: started.ip, setupSeconds: Math.round(bootSec) });
-  await pgbenchInit(started.target, started.ip, 1);
 
   const kube = KubeClient.fromAccess(
     await loadClusterAccess({ kubeconfigPath: c.kubeconfig }),
