@@ -203,6 +203,41 @@ async function agentPodOn(c: DemoCluster, node: string): Promise<string | undefi
   return r.code === 0 && r.stdout.trim() ? r.stdout.trim() : undefined;
 }
 
+/** Sums and counts of the agent's request-latency histograms (direction `inc`), by kind. */
+type AgentLatencies = Map<string, { sum: number; count: number }>;
+
+/** Reads the agent's global metrics (pod `pod`, port 9100); empty when unreachable. */
+async function agentLatencies(c: DemoCluster, pod: string | undefined): Promise<AgentLatencies> {
+  const out: AgentLatencies = new Map();
+  if (pod === undefined) return out;
+  const ip = await kubectl(c, [
+    "get",
+    "pod",
+    "-n",
+    "kube-system",
+    pod,
+    "-o",
+    "jsonpath={.status.podIP}",
+  ], { timeoutMs: 20_000 });
+  if (ip.code !== 0 || !ip.stdout.trim()) return out;
+  try {
+    const res = await fetch(`http://${ip.stdout.trim()}:9100/metrics`, {
+      signal: AbortSignal.timeout(5000),
+    });
+    const p = parsePromText(await res.text());
+    for (const kind of ["plugin", "neonvm", "monitor"]) {
+      const get = (suffix: string) =>
+        p.families.get(`autoscaling_agent_${kind}_latency_seconds_${suffix}`)?.samples.find((x) =>
+          x.labels["direction"] === "inc"
+        )?.value ?? 0;
+      out.set(kind, { sum: get("sum"), count: get("count") });
+    }
+  } catch {
+    // No figures; the table says so.
+  }
+  return out;
+}
+
 /** Epoch ms of the first agent log line `msg` about VM `ns/name` at or after `sinceMs`. */
 async function agentLogTime(
   c: DemoCluster,
@@ -433,6 +468,9 @@ async function run(log: Logger, flags: Flags): Promise<number> {
   guestPoll.start();
   const vmKey = `${DEMO_NAMESPACE}/${flags.vm}`;
 
+  const agentPod = watch.vm?.status?.node ? await agentPodOn(c, watch.vm.status.node) : undefined;
+  const latBefore = await agentLatencies(c, agentPod);
+  let latAfter: AgentLatencies = new Map();
   const steps: Step[] = [];
   const deadlineMs = tStart + flags.maxMinutes * 60_000;
   try {
@@ -606,6 +644,7 @@ async function run(log: Logger, flags: Flags): Promise<number> {
         Deno.stderr.writeSync(new TextEncoder().encode(stepTable([step]).split("\n")[1] + "\n"));
       }
     }
+    latAfter = await agentLatencies(c, agentPod);
   } finally {
     await guestPoll.stop();
     await watch.stop();
@@ -639,6 +678,23 @@ async function run(log: Logger, flags: Flags): Promise<number> {
   say(summaryTable(steps, flags.kinds));
   say("\nWhere the time goes (stage to stage):");
   say(breakdownTable(steps, flags.kinds));
+  const lat = ["plugin", "neonvm", "monitor"].map((k) => {
+    const a = latBefore.get(k);
+    const b = latAfter.get(k);
+    const n = (b?.count ?? 0) - (a?.count ?? 0);
+    const sum = (b?.sum ?? 0) - (a?.sum ?? 0);
+    const name = k === "plugin"
+      ? "permit request (agent -> scheduler)"
+      : k === "neonvm"
+      ? "NeonVM patch (agent -> API server)"
+      : "monitor UpscaleNotification";
+    return `${name}: ${n > 0 ? `${(sum / n * 1000).toFixed(0)} ms mean over ${n}` : "none seen"}`;
+  });
+  say(
+    `\nAgent-side request latencies during the steps (histograms of the agent on the VM's node, all its VMs, upscales): ${
+      lat.join("; ")
+    }`,
+  );
   return 0;
 }
 
