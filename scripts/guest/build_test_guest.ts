@@ -35,6 +35,19 @@ export const DEFAULT_GUEST_DIR = "/var/cache/neonvm-ts/guest";
 /** Image reference of the packaged test guest. */
 export const TEST_GUEST_IMAGE = "localhost/neonvm-ts/test-guest:dev";
 
+/**
+ * Additions for a guest variant (scripts/guest/monitor_guest.ts): extra root-disk content, a larger
+ * disk, another image reference. Without them the build is the plain test guest.
+ */
+export interface GuestVariant {
+  /** Adds files to the root file system tree (directory `root`) before the disk is made. */
+  addToRoot?: (root: string) => Promise<void>;
+  /** Root disk size in MiB (default 64). */
+  diskMiB?: number;
+  /** Image reference of the archive (default {@linkcode TEST_GUEST_IMAGE}). */
+  image?: string;
+}
+
 /** Paths of a built guest. */
 export interface TestGuest {
   /** Kernel. */
@@ -101,7 +114,7 @@ async function buildInitramfs(work: string, out: string, kernelVersion: string):
   ], { step: "guest.initramfs" });
 }
 
-async function buildRootDisk(work: string, out: string): Promise<void> {
+async function buildRootDisk(work: string, out: string, variant: GuestVariant): Promise<void> {
   const root = `${work}/rootfs`;
   for (
     const d of [
@@ -142,8 +155,9 @@ async function buildRootDisk(work: string, out: string): Promise<void> {
   await writeExec(`${root}/neonvm/bin/udhcpc.script`, guestUdhcpcScript());
   await writeExec(`${root}/neonvm/bin/neonvmd-sh`, guestNeonvmdStandIn());
   await writeExec(`${root}/neonvm/acpi/PWRF/00000080`, guestPowerButtonAction());
+  if (variant.addToRoot) await variant.addToRoot(root);
   const raw = `${work}/root.ext4`;
-  await run(["truncate", "-s", "64M", raw], { step: "guest.rootdisk" });
+  await run(["truncate", "-s", `${variant.diskMiB ?? 64}M`, raw], { step: "guest.rootdisk" });
   await run(["mkfs.ext4", "-q", "-F", "-L", "vmroot", "-b", "4096", "-d", root, raw], {
     step: "guest.rootdisk",
   });
@@ -163,7 +177,12 @@ async function buildRootDisk(work: string, out: string): Promise<void> {
   await Deno.rename(`${out}.tmp`, out);
 }
 
-async function buildImageArchive(work: string, disk: string, out: string): Promise<void> {
+async function buildImageArchive(
+  work: string,
+  disk: string,
+  out: string,
+  image: string,
+): Promise<void> {
   const layerRoot = `${work}/layer`;
   await Deno.mkdir(`${layerRoot}/bin`, { recursive: true });
   await Deno.copyFile(disk, `${layerRoot}/disk.qcow2`);
@@ -181,15 +200,15 @@ async function buildImageArchive(work: string, disk: string, out: string): Promi
     out,
     [{ path: layerTar, sha256: sha, comment: "neonvm-ts test guest: /disk.qcow2 + busybox" }],
     { env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], cmd: ["sh"] },
-    [TEST_GUEST_IMAGE],
+    [image],
     "guest.image",
   );
 }
 
-/** Builds (or reuses, unless `force`) the test guest in `dir`. */
+/** Builds (or reuses, unless `force`) the test guest (or a `variant` of it) in `dir`. */
 export async function buildTestGuest(
   dir = DEFAULT_GUEST_DIR,
-  options: { force?: boolean; kernel?: string } = {},
+  options: { force?: boolean; kernel?: string; variant?: GuestVariant } = {},
 ): Promise<TestGuest> {
   const paths = testGuestPaths(dir);
   if (
@@ -205,8 +224,14 @@ export async function buildTestGuest(
     await Deno.copyFile(kernel.path, `${paths.kernelPath}.tmp`);
     await Deno.rename(`${paths.kernelPath}.tmp`, paths.kernelPath);
     await buildInitramfs(work, paths.initrdPath, kernel.version);
-    await buildRootDisk(work, paths.diskPath);
-    await buildImageArchive(work, paths.diskPath, paths.imageArchivePath);
+    const variant = options.variant ?? {};
+    await buildRootDisk(work, paths.diskPath, variant);
+    await buildImageArchive(
+      work,
+      paths.diskPath,
+      paths.imageArchivePath,
+      variant.image ?? TEST_GUEST_IMAGE,
+    );
   } finally {
     await Deno.remove(work, { recursive: true });
   }
