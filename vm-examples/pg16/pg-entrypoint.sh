@@ -1,7 +1,10 @@
 #!/bin/sh
 # Entrypoint of the Postgres example guest (runs as the image USER, postgres): initialise the data
-# directory on first boot (demo user "demo", password "demo", scram over TCP), then run Postgres
-# in the foreground so init's vmstart respawns it if it exits.
+# directory when it has none (demo user "demo", password "demo", scram over TCP), then run Postgres
+# in the foreground so init's vmstart respawns it if it exits. With --init-only it initialises and
+# exits: the image build runs it that way (spec `merge` RUN) so the data directory ships in the
+# image, because initdb under TCG takes minutes on a first boot; the boot-time path stays as a
+# fallback for images built without it.
 set -eu
 BIN=/usr/lib/postgresql/15/bin
 PGDATA=${PGDATA:-/var/lib/postgresql/data}
@@ -17,4 +20,5 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   echo "include '/etc/postgresql-neon/neon-example.conf'" >> "$PGDATA/postgresql.conf"
   echo "host all all 0.0.0.0/0 scram-sha-256" >> "$PGDATA/pg_hba.conf"
 fi
+if [ "${1:-}" = "--init-only" ]; then exit 0; fi
 exec "$BIN/postgres" -D "$PGDATA" -k /run/postgresql
