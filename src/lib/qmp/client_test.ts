@@ -236,3 +236,48 @@ Deno.test("migration commands send the reference's arguments", async () => {
     blk: false,
   });
 });
+
+/** A QMP peer that greets, negotiates, then hangs up on `quit` without replying (QEMU exiting). */
+function hangUpOnQuitServer(): { port: number; done: Promise<void> } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const done = (async () => {
+    const conn = await listener.accept();
+    listener.close();
+    const enc = new TextEncoder();
+    await conn.write(enc.encode(
+      JSON.stringify({
+        QMP: { version: { qemu: { major: 7, minor: 2, micro: 0 } }, capabilities: [] },
+      }) + "\n",
+    ));
+    const buf = new Uint8Array(4096);
+    let text = "";
+    while (true) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+      const lines = text.split("\n");
+      text = lines.pop() ?? "";
+      let quitSeen = false;
+      for (const line of lines.filter((l) => l.trim() !== "")) {
+        const req = JSON.parse(line);
+        if (req.execute === "quit") quitSeen = true;
+        else await conn.write(enc.encode(JSON.stringify({ return: {}, id: req.id }) + "\n"));
+      }
+      if (quitSeen) break;
+    }
+    conn.close();
+  })();
+  return { port, done };
+}
+
+Deno.test("quit succeeds when QEMU hangs up before replying; fails on a closed client", async () => {
+  const srv = hangUpOnQuitServer();
+  const qmp = await connectQmp({ transport: "tcp", hostname: "127.0.0.1", port: srv.port });
+  await quit(qmp, { timeoutMs: 5000 });
+  assert.equal(qmp.closed, true);
+  await srv.done;
+  // The connection is gone now: a second quit cannot have reached QEMU, so it fails.
+  await assert.rejects(quit(qmp, { timeoutMs: 1000 }), RemoteError);
+  await qmp.close();
+});
