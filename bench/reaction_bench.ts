@@ -20,7 +20,7 @@
  * objects; deletes its VM at the end (unless --keep-vm).
  *
  * Usage: deno task bench:reaction [--steps 10] [--kinds cpu,memory] [--vm NAME] [--reuse-vm]
- *        [--keep-vm] [--clients 6] [--cpu-seconds 40] [--mem-mib 700] [--hold-seconds 25]
+ *        [--keep-vm] [--clients 6] [--cpu-seconds 40] [--mem-over-mib 300] [--hold-seconds 25]
  *        [--settle-timeout-seconds 150] [--max-minutes 40] [--kernel runtime|image]
  *        [--no-tcg-tuning] [--out DIR]
  * @module
@@ -31,7 +31,7 @@ import { computeGoalCu } from "../src/agent/core/goal_cu.ts";
 import { extractSystemMetrics } from "../src/agent/core/metrics.ts";
 import { parsePromText } from "../src/agent/core/prom_text.ts";
 import { parseAgentConfig, type ScalingConfig, withOverrides } from "../src/api/agent_config.ts";
-import { formatBinarySi, formatMilliCpu, GiB, type Resources } from "../src/api/quantity.ts";
+import { formatBinarySi, formatMilliCpu, GiB, MiB, type Resources } from "../src/api/quantity.ts";
 import { KubeClient } from "../src/lib/k8s/client.ts";
 import { loadClusterAccess } from "../src/lib/k8s/kubeconfig.ts";
 import { createLogger, type Logger } from "../src/lib/log.ts";
@@ -43,8 +43,8 @@ import {
   VmWatch,
   waitUntil,
 } from "../scripts/demo/cluster.ts";
-import { memoryHog, pgbenchInit, pgbenchRun } from "../scripts/demo/load.ts";
-import { DEMO_NAMESPACE, TCG_SCALING_CONFIG } from "../scripts/demo/manifests.ts";
+import { execInLoadPod, type LoadTarget, pgbenchInit, pgbenchRun } from "../scripts/demo/load.ts";
+import { DEMO_NAMESPACE, pgConn, TCG_SCALING_CONFIG } from "../scripts/demo/manifests.ts";
 import { textTable } from "../scripts/demo/render.ts";
 import { deleteVm, deployStack, ensureImages, startVm } from "../scripts/demo/stack.ts";
 import {
@@ -67,7 +67,7 @@ const FlagsSchema = z.object({
   keepVm: z.boolean(),
   clients: z.number().int().min(1).max(40),
   cpuSeconds: z.number().int().min(10).max(600),
-  memMib: z.number().int().min(64).max(1000),
+  memOverMib: z.number().int().min(0).max(4096),
   holdSeconds: z.number().int().min(5).max(600),
   settleTimeoutSec: z.number().int().min(10).max(1800),
   maxMinutes: z.number().min(1).max(600),
@@ -129,6 +129,8 @@ class GuestPoller {
   fast = false;
   /** The step kind and base level `wantsMore` is judged against. */
   judge: { kind: StepKind; base: VmObservation } | undefined;
+  /** Memory in use as the agent counts it (total − available + 100 MiB), last scrape. */
+  lastUsageBytes: number | undefined;
   #stop = false;
   #done: Promise<void> | undefined;
 
@@ -161,13 +163,15 @@ class GuestPoller {
   async scrapeOnce(): Promise<GuestObservation | undefined> {
     const g = await scrapeGuestFull(this.ip);
     if (g === undefined) return undefined;
+    this.lastUsageBytes = g.system?.memoryUsageBytes;
     let wantsMore = false;
     if (g.system && this.judge) {
-      const goal = computeGoalCu(this.cfg, this.cu, g.system, undefined).goalCu;
+      const goal = computeGoalCu(this.cfg, this.cu, g.system, undefined);
       const b = this.judge.base;
+      // Memory: only the memory part of the goal counts (CPU load raises the goal for both).
       wantsMore = this.judge.kind === "cpu"
-        ? Math.min(goal * this.cu.vCPUs, this.maxCpuMilli) > b.cpuUseMilli
-        : goal * this.cu.mem > b.memUseBytes;
+        ? Math.min(goal.goalCu * this.cu.vCPUs, this.maxCpuMilli) > b.cpuUseMilli
+        : Math.ceil(goal.parts.mem ?? 0) * this.cu.mem > b.memUseBytes;
     }
     const o: GuestObservation = {
       tMs: Date.now(),
@@ -184,6 +188,28 @@ class GuestPoller {
     this.#stop = true;
     await this.#done;
   }
+}
+
+/**
+ * Runs `parallel` queries in the load pod that each hold `mib` MiB (a repeated 1 MiB string) for
+ * `holdSec` seconds; resolves when all have finished.
+ */
+async function memoryPressure(
+  t: LoadTarget,
+  ip: string,
+  mib: number,
+  parallel: number,
+  holdSec: number,
+): Promise<{ ok: boolean; output: string }> {
+  const sql = `SELECT length(repeat(repeat('x', 1048576), ${mib})), pg_sleep(${holdSec})`;
+  const one = `psql "${pgConn(ip)}" -tAc "${sql}" 2>&1`;
+  const script = [
+    "rc=0; pids=''",
+    `for i in $(seq ${parallel}); do ${one} & pids="$pids $!"; done`,
+    "for p in $pids; do wait $p || rc=1; done; exit $rc",
+  ].join("\n");
+  const r = await execInLoadPod(t, script, (holdSec + 300) * 1000);
+  return { ok: r.code === 0, output: (r.stdout + r.stderr).trim().slice(-400) };
 }
 
 /** The agent pod on `node`, if any. */
@@ -384,7 +410,7 @@ async function main(): Promise<number> {
       "keep-vm": { type: "boolean", default: false },
       clients: { type: "string", default: "6" },
       "cpu-seconds": { type: "string", default: "40" },
-      "mem-mib": { type: "string", default: "700" },
+      "mem-over-mib": { type: "string", default: "300" },
       "hold-seconds": { type: "string", default: "25" },
       "settle-timeout-seconds": { type: "string", default: "150" },
       "max-minutes": { type: "string", default: "40" },
@@ -402,7 +428,7 @@ async function main(): Promise<number> {
     keepVm: values["keep-vm"],
     clients: Number(values.clients),
     cpuSeconds: Number(values["cpu-seconds"]),
-    memMib: Number(values["mem-mib"]),
+    memOverMib: Number(values["mem-over-mib"]),
     holdSeconds: Number(values["hold-seconds"]),
     settleTimeoutSec: Number(values["settle-timeout-seconds"]),
     maxMinutes: Number(values["max-minutes"]),
@@ -500,11 +526,11 @@ async function run(log: Logger, flags: Flags): Promise<number> {
       const ready = (strict: boolean) => {
         const o = watch.latest;
         if (o === undefined || !steady()) return false;
-        if (kind === "cpu") {
-          if (o.cpuUseMilli >= cpuMax) return false;
-          return !strict || loadSettled();
-        }
-        return o.memUseBytes < memMax && (!strict || o.memUseBytes <= memMin);
+        // Both kinds start from the level the VM holds at idle: CPU and memory move together
+        // (one goal in compute units), so after a CPU step memory is high too until the load
+        // average has come down.
+        if (kind === "cpu" ? o.cpuUseMilli >= cpuMax : o.memUseBytes >= memMax) return false;
+        return !strict || loadSettled();
       };
       const t0 = Date.now();
       const describe = () => {
@@ -576,18 +602,26 @@ async function run(log: Logger, flags: Flags): Promise<number> {
           if (!loadOk) log.warn("pgbench", { code: r.code, tail: r.tail });
         });
       } else {
-        // One ~0.7 GiB query per GiB the VM has, so the load is more than it holds at any level.
-        const parallel = Math.min(5, Math.max(1, Math.round(base.memUseBytes / GiB)));
-        load = memoryHog(
+        // Enough memory to put the agent's measure (total − available + 100 MiB) `memOverMib`
+        // above its scale-up point (memoryUsageFractionTarget × the VM's memory), in queries of at
+        // most 900 MiB (Postgres caps a value at 1 GiB). repeat() fills it with memcpy, so the
+        // step is memory, not CPU (the demo's string_agg hog would also drive the load up).
+        const targetBytes = cfg.memoryUsageFractionTarget * base.memUseBytes +
+          flags.memOverMib * MiB;
+        const totalMib = Math.max(
+          128,
+          Math.round((targetBytes - (guestPoll.lastUsageBytes ?? 0.5 * GiB)) / MiB),
+        );
+        const parallel = Math.ceil(totalMib / 900);
+        load = memoryPressure(
           started.target,
           started.ip,
-          flags.memMib,
-          flags.holdSeconds,
-          (flags.holdSeconds + 300) * 1000,
+          Math.ceil(totalMib / parallel),
           parallel,
+          flags.holdSeconds,
         ).then((r) => {
           loadOk = r.ok;
-          if (!r.ok) log.warn("memory hog", { output: r.output });
+          if (!r.ok) log.warn("memory pressure", { output: r.output });
         });
       }
       void load.finally(() => loadDone = true);
