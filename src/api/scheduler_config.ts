@@ -2,8 +2,7 @@
  * The autoscale-scheduler's config file (reference §4.1,
  * `/etc/scheduler-plugin-config/autoscale-enforcer-config.json`): zod schema with the reference
  * defaults, unknown fields rejected. Fields the Go plugin had for its framework internals are
- * accepted with the same meaning where it still exists here (`reconcileWorkers` sizes the VM patch
- * queue). Contracts only: no I/O.
+ * accepted with the same meaning where it still exists here. Contracts only: no I/O.
  * @module
  */
 import { z } from "zod";
@@ -35,6 +34,10 @@ export const SchedulerConfigSchema = z.strictObject({
   }),
   /** Only pods with this `spec.schedulerName` are handled. */
   schedulerName: z.string().min(1).default("autoscale-scheduler"),
+  /**
+   * The reference's reconcile worker count, which bounds its concurrent VM patches; here the
+   * most VirtualMachine API calls the annotation writer has in flight at once.
+   */
   reconcileWorkers: positiveInt.default(16),
   logSuccessiveFailuresThreshold: positiveInt.default(10),
   startupEventHandlingTimeoutSeconds: positiveInt.default(15),

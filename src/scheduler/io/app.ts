@@ -124,6 +124,8 @@ export class SchedulerApp {
       logger: o.logger.child("writer"),
       clock: o.clock,
       retryMs: o.config.patchRetryWaitSeconds * 1000,
+      // The reference's reconcile workers make its VM patches; here they bound ours.
+      maxConcurrentCalls: o.config.reconcileWorkers,
       observe: (op, kind, outcome) => this.metrics.k8sOps.inc({ op, kind, outcome }),
       signal: this.#writerSignal.signal,
     });

@@ -5,10 +5,19 @@
  * returned, anything else is answered from memory and written behind. Requests for the same pod
  * are handled one at a time. Unlike the reference HEAD, which never sets it, the response carries
  * `migrate: {}` when the VM is about to be migrated (D3).
+ * The hot path (thousands of requests per second) keeps per-request work small: no logging below
+ * warn, metric children looked up once per label set, the answer's JSON text cached per permit,
+ * and a request answered from memory is decided synchronously without touching the per-pod queue,
+ * which only exists while an increase is being recorded for that pod.
  * The handler does not talk to the API except through the writer.
  * @module
  */
-import { encodePluginResponse, parseAgentRequest, validateAgentRequest } from "../../api/permit.ts";
+import {
+  type AgentRequest,
+  encodePluginResponse,
+  parseAgentRequest,
+  validateAgentRequest,
+} from "../../api/permit.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { errorChainMessage } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
@@ -87,35 +96,120 @@ export async function readLimited(req: Request, limit: number): Promise<Uint8Arr
 
 const decoder = new TextDecoder();
 
+const JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  "content-type": "application/json",
+});
+
+/** Most answers repeat a few permits: their JSON text is kept (bounded) instead of re-encoded. */
+const ANSWER_CACHE_MAX = 4096;
+
+function noop(): void {}
+
 /** Creates the permit handler. */
 export function createPermitHandler(o: PermitHandlerOptions): (req: Request) => Promise<Response> {
-  const locks = new Map<string, Promise<unknown>>();
-  const withLock = async <T>(k: string, fn: () => Promise<T>): Promise<T> => {
-    const prev = locks.get(k);
+  // Pods with a request being recorded on their VM (the tail of their queue). A request arriving
+  // meanwhile waits its turn; every other request is decided at once (JS runs it atomically).
+  const queues = new Map<string, Promise<void>>();
+  const serialised = (
+    podKey: string,
+    fn: () => Response | Promise<Response>,
+  ): Response | Promise<Response> => {
+    const prev = queues.get(podKey);
+    let r: Response | Promise<Response>;
     if (prev === undefined) {
-      // Fast path: nothing queued for this pod.
-      const p = fn();
-      const tracked = p.then(() => {}, () => {});
-      locks.set(k, tracked);
-      try {
-        return await p;
-      } finally {
-        if (locks.get(k) === tracked) locks.delete(k);
-      }
+      r = fn();
+      if (!(r instanceof Promise)) return r; // answered from memory: nothing to hold
+    } else {
+      r = prev.then(fn, fn);
     }
-    const p = prev.then(fn, fn);
-    const tracked = p.then(() => {}, () => {});
-    locks.set(k, tracked);
-    try {
-      return await p;
-    } finally {
-      if (locks.get(k) === tracked) locks.delete(k);
-    }
+    const tail = r.then(noop, noop);
+    queues.set(podKey, tail);
+    tail.then(() => {
+      if (queues.get(podKey) === tail) queues.delete(podKey);
+    });
+    return r;
   };
 
+  const m = o.metrics;
+  type Inc = { inc: () => void };
+  const requestsByCode = new Map<number, Inc>();
+  const resultsByCodeNode = new Map<string, Inc>();
   const count = (code: number, node: string) => {
-    o.metrics?.requests.inc({ code: String(code) });
-    o.metrics?.requestResults.inc({ code: String(code), node });
+    if (m === undefined) return;
+    let c = requestsByCode.get(code);
+    if (c === undefined) {
+      c = m.requests.labels({ code: String(code) });
+      requestsByCode.set(code, c);
+    }
+    c.inc();
+    const k = `${code} ${node}`;
+    let r = resultsByCodeNode.get(k);
+    if (r === undefined) {
+      r = m.requestResults.labels({ code: String(code), node });
+      resultsByCodeNode.set(k, r);
+    }
+    r.inc();
+  };
+  const latencyMemory = m?.permitLatency.labels({ kind: "memory" });
+  const latencyPersisted = m?.permitLatency.labels({ kind: "persisted" });
+
+  const answers = new Map<string, string>();
+  const answerText = (g: PermitGrant): string => {
+    const k = `${g.permit.cpu} ${g.permit.mem} ${g.migrate}`;
+    let text = answers.get(k);
+    if (text === undefined) {
+      text = JSON.stringify(encodePluginResponse({
+        permit: { vCPUs: g.permit.cpu, mem: g.permit.mem },
+        ...(g.migrate ? { migrate: {} } : {}),
+      }));
+      if (answers.size >= ANSWER_CACHE_MAX) answers.clear();
+      answers.set(k, text);
+    }
+    return text;
+  };
+
+  const granted = (g: PermitGrant, start: number, persisted: boolean): Response => {
+    o.onGrant?.(g);
+    count(200, g.node);
+    (persisted ? latencyPersisted : latencyMemory)?.observe((o.clock.now() - start) / 1000);
+    return new Response(answerText(g), { status: 200, headers: JSON_HEADERS });
+  };
+
+  const persistThenAnswer = async (
+    g: PermitGrant,
+    podKey: string,
+    start: number,
+  ): Promise<Response> => {
+    try {
+      await o.writer.persist(g.vmKey);
+    } catch (error) {
+      // The decision stays counted (it may have landed); the agent will ask again.
+      o.logger.warn("Failed to record approval on VirtualMachine", {
+        virtualmachine: g.vmKey,
+        pod: podKey,
+        error: errorChainMessage(error),
+      });
+      count(500, g.node);
+      return textError(500, "failed to patch VM object");
+    }
+    return granted(g, start, true);
+  };
+
+  const decide = (
+    agentReq: AgentRequest,
+    podKey: string,
+    start: number,
+  ): Response | Promise<Response> => {
+    const outcome = decidePermit(o.state, agentReq);
+    if (outcome.kind === "refuse") {
+      count(outcome.status, "");
+      return textError(outcome.status, outcome.message);
+    }
+    applyPermit(o.state, outcome);
+    // Safety invariant: anything above what the VM records is on the VM before the permit leaves.
+    if (outcome.mustPersist) return persistThenAnswer(outcome, podKey, start);
+    o.writer.writeBehind(outcome.vmKey);
+    return granted(outcome, start, false);
   };
 
   const handle = async (req: Request): Promise<Response> => {
@@ -149,42 +243,7 @@ export function createPermitHandler(o: PermitHandlerOptions): (req: Request) => 
       return textError(503, "this scheduler replica is not the leader");
     }
     const podKey = `${agentReq.pod.namespace}/${agentReq.pod.name}`;
-    return await withLock(podKey, async () => {
-      const outcome = decidePermit(o.state, agentReq);
-      if (outcome.kind === "refuse") {
-        count(outcome.status, "");
-        return textError(outcome.status, outcome.message);
-      }
-      applyPermit(o.state, outcome);
-      let kind = "memory";
-      if (outcome.mustPersist) {
-        kind = "persisted";
-        try {
-          await o.writer.persist(outcome.vmKey);
-        } catch (error) {
-          // The decision stays counted (it may have landed); the agent will ask again.
-          o.logger.warn("Failed to record approval on VirtualMachine", {
-            virtualmachine: outcome.vmKey,
-            pod: podKey,
-            error: errorChainMessage(error),
-          });
-          count(500, outcome.node);
-          return textError(500, "failed to patch VM object");
-        }
-      } else {
-        o.writer.writeBehind(outcome.vmKey);
-      }
-      o.onGrant?.(outcome);
-      count(200, outcome.node);
-      o.metrics?.permitLatency.observe({ kind }, (o.clock.now() - start) / 1000);
-      return new Response(
-        JSON.stringify(encodePluginResponse({
-          permit: { vCPUs: outcome.permit.cpu, mem: outcome.permit.mem },
-          ...(outcome.migrate ? { migrate: {} } : {}),
-        })),
-        { status: 200, headers: { "content-type": "application/json" } },
-      );
-    });
+    return await serialised(podKey, () => decide(agentReq, podKey, start));
   };
 
   return async (req: Request): Promise<Response> => {

@@ -3,8 +3,10 @@ import fc from "fast-check";
 import { GiB } from "../../api/quantity.ts";
 import { FakeClock } from "../../lib/clock.ts";
 import { memoryLogger } from "../../lib/log.ts";
-import { node, testState, vmPod, vmView } from "../core/_fixtures.ts";
+import { node, request, testState, vmPod, vmView } from "../core/_fixtures.ts";
 import { upsertNode, upsertPod, upsertVm } from "../core/state.ts";
+import { encodeAgentRequest } from "../../api/permit.ts";
+import { urlPath } from "./server.ts";
 import type { SchedulerKube } from "./kube.ts";
 import { createPermitHandler, MAX_BODY_BYTES, readLimited } from "./permit_handler.ts";
 import { VmAnnotationWriter } from "./vm_writer.ts";
@@ -95,5 +97,107 @@ Deno.test("property: arbitrary bodies never crash the permit handler (no 500)", 
       },
     ),
     { numRuns: 1000 },
+  );
+});
+
+function post(body: unknown): Request {
+  return new Request("http://s/", { method: "POST", body: JSON.stringify(body) });
+}
+
+Deno.test("permit: a pod's requests wait while its increase is recorded; other pods do not", async () => {
+  const state = testState();
+  upsertNode(state, node("n1", 8000, 16 * GiB));
+  for (const vm of ["vm", "vm2"]) {
+    upsertPod(state, vmPod(vm, { node: "n1", actual: { cpu: 1000, mem: GiB } }));
+    upsertVm(state, vmView(vm, { cpu: 1000, mem: GiB }));
+  }
+  const gates: (() => void)[] = [];
+  const patched: string[] = [];
+  const kube: SchedulerKube = {
+    patchVm: (_ns, name) =>
+      new Promise((resolve) =>
+        gates.push(() => {
+          patched.push(name);
+          resolve({ metadata: { name, namespace: "default" } });
+        })
+      ),
+    getVm: () => Promise.reject(new Error("unused")),
+    getPod: () => Promise.reject(new Error("unused")),
+    bindPod: () => Promise.reject(new Error("unused")),
+    createMigration: () => Promise.reject(new Error("unused")),
+    deleteMigration: () => Promise.reject(new Error("unused")),
+  };
+  const writer = new VmAnnotationWriter({
+    state,
+    kube,
+    applyVm: () => {},
+    logger: memoryLogger(),
+    clock: new FakeClock(),
+    retryMs: 1000,
+    signal: new AbortController().signal,
+  });
+  const h = createPermitHandler({
+    state,
+    writer,
+    logger: memoryLogger(),
+    clock: new FakeClock(),
+    isLeader: () => true,
+  });
+  const one = { cpu: 1000, mem: GiB };
+  const done: string[] = [];
+  const track = (name: string, p: Promise<Response>) =>
+    p.then(async (r) => {
+      done.push(name);
+      return { status: r.status, body: await r.text() };
+    });
+  const increase = track(
+    "increase",
+    h(post(encodeAgentRequest(request("vm", { cpu: 2000, mem: GiB }, one)))),
+  );
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(gates.length, 1, "the increase is being recorded");
+  const sameAgain = track("same pod", h(post(encodeAgentRequest(request("vm", one, one)))));
+  const other = track("other pod", h(post(encodeAgentRequest(request("vm2", one, one)))));
+  assert.deepEqual(await other, { status: 200, body: `{"permit":{"vCPUs":1,"mem":"1Gi"}}` });
+  await new Promise((r) => setTimeout(r, 0));
+  assert.deepEqual(done, ["other pod"], "the same pod's request waits for the increase");
+  gates.shift()!();
+  assert.deepEqual(await increase, { status: 200, body: `{"permit":{"vCPUs":2,"mem":"1Gi"}}` });
+  const again = await sameAgain;
+  assert.equal(again.status, 200);
+  assert.deepEqual(done, ["other pod", "increase", "same pod"]);
+  assert.deepEqual(patched, ["vm"]);
+});
+
+Deno.test("permit: answers differ per permit (the cached answer text is keyed correctly)", async () => {
+  const h = handler();
+  const ask = async (want: { cpu: number; mem: number }) => {
+    const r = await h(post(encodeAgentRequest(request("vm", want, { cpu: 1000, mem: GiB }))));
+    return `${r.status} ${await r.text()}`;
+  };
+  assert.equal(await ask({ cpu: 1000, mem: GiB }), `200 {"permit":{"vCPUs":1,"mem":"1Gi"}}`);
+  assert.equal(await ask({ cpu: 750, mem: GiB }), `200 {"permit":{"vCPUs":"750m","mem":"1Gi"}}`);
+  assert.equal(await ask({ cpu: 1000, mem: GiB }), `200 {"permit":{"vCPUs":1,"mem":"1Gi"}}`);
+  assert.equal(
+    await ask({ cpu: 500, mem: 512 * 1024 * 1024 }),
+    `200 {"permit":{"vCPUs":"500m","mem":"512Mi"}}`,
+  );
+});
+
+Deno.test("urlPath: the path of absolute URLs, without query or fragment", () => {
+  const cases: [string, string][] = [
+    ["http://127.0.0.1:10299/", "/"],
+    ["http://127.0.0.1:10299", "/"],
+    ["http://h/scheduler/filter?x=1", "/scheduler/filter"],
+    ["http://h/scheduler#f", "/scheduler"],
+    ["https://[::1]:8080/a/b/c?q=/x", "/a/b/c"],
+  ];
+  for (const [url, path] of cases) assert.equal(urlPath(url), path, url);
+  fc.assert(
+    fc.property(fc.webUrl({ withQueryParameters: true, withFragments: true }), (u) => {
+      // `Request.url` is always a serialised URL, so that is what urlPath gets.
+      const href = new URL(u).href;
+      assert.equal(urlPath(href), new URL(href).pathname);
+    }),
   );
 });

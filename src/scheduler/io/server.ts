@@ -11,10 +11,26 @@ import { EXTENDER_PREFIX } from "./extender_handler.ts";
 /** A request handler. */
 export type Handler = (req: Request) => Promise<Response>;
 
+/**
+ * The path of an absolute request URL (`http://host:port/a/b?q` → `/a/b`) without building a URL
+ * object (this runs for every permit request); `/` when there is none.
+ */
+export function urlPath(url: string): string {
+  const scheme = url.indexOf("://");
+  const slash = url.indexOf("/", scheme < 0 ? 0 : scheme + 3);
+  if (slash < 0) return "/";
+  let end = url.length;
+  const q = url.indexOf("?", slash);
+  if (q >= 0) end = q;
+  const h = url.indexOf("#", slash);
+  if (h >= 0 && h < end) end = h;
+  return url.slice(slash, end);
+}
+
 /** Routes extender paths to `extender` and everything else to `permit`. */
 export function createMainHandler(permit: Handler, extender: Handler): Handler {
   return (req) => {
-    const path = new URL(req.url).pathname;
+    const path = urlPath(req.url);
     return path === EXTENDER_PREFIX || path.startsWith(`${EXTENDER_PREFIX}/`)
       ? extender(req)
       : permit(req);

@@ -4,7 +4,10 @@
  * last seen, one write at a time per VM, always writing the VM's latest decision. `persist` is
  * awaited by the permit path before an increase is returned; `writeBehind` is used for no-change
  * and decreases and retries on its own. Writes in flight are registered in the core state so the
- * permit decision knows what could still land. Does not decide anything.
+ * permit decision knows what could still land. At most `maxConcurrentCalls` VM API calls are in
+ * flight at once (the config's `reconcileWorkers`, which in the reference sizes the worker pool
+ * that makes these patches); an increase waiting for its patch goes before write-behinds.
+ * Does not decide anything.
  * @module
  */
 import { encodeResources } from "../../api/quantity.ts";
@@ -50,11 +53,24 @@ export function buildApprovalPatch(view: VmView, d: Decision): PatchOp[] {
   return ops;
 }
 
+// A stored decision is checked against the VM on every no-change request: its annotation texts
+// are kept per (immutable) value object rather than re-encoded each time.
+const annotationTexts = new WeakMap<Res, string>();
+
+function annotationText(r: Res): string {
+  let t = annotationTexts.get(r);
+  if (t === undefined) {
+    t = resourcesAnnotation(r);
+    annotationTexts.set(r, t);
+  }
+  return t;
+}
+
 /** True when the VM already carries exactly this decision. */
 export function isRecorded(view: VmView, d: Decision): boolean {
-  return view.rawApproved === resourcesAnnotation(d.approved) &&
-    view.rawRequested === resourcesAnnotation(d.requested) &&
-    view.rawScalingUnit === resourcesAnnotation(d.scalingUnit);
+  return view.rawApproved === annotationText(d.approved) &&
+    view.rawRequested === annotationText(d.requested) &&
+    view.rawScalingUnit === annotationText(d.scalingUnit);
 }
 
 /** Outcome counter hook (for `autoscaling_plugin_k8s_ops_total`). */
@@ -78,18 +94,79 @@ export interface VmWriterOptions {
   maxAttempts?: number;
   /** Metric hook. */
   observe?: K8sOpObserver;
+  /** VM API calls in flight at most (default unbounded); increases queue before write-behinds. */
+  maxConcurrentCalls?: number;
   /** Cancels retries on shutdown. */
   signal: AbortSignal;
+}
+
+/** A FIFO of waiters that does not copy on every dequeue. */
+class WaitQueue {
+  #items: (() => void)[] = [];
+  #head = 0;
+
+  get size(): number {
+    return this.#items.length - this.#head;
+  }
+
+  push(f: () => void): void {
+    this.#items.push(f);
+  }
+
+  shift(): (() => void) | undefined {
+    if (this.#head >= this.#items.length) return undefined;
+    const f = this.#items[this.#head++];
+    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+    return f;
+  }
+}
+
+/** A counting semaphore whose urgent waiters are served before the others. */
+export class CallSlots {
+  #free: number;
+  readonly #urgent = new WaitQueue();
+  readonly #normal = new WaitQueue();
+
+  /** Creates `n` slots (`Infinity` for no limit). */
+  constructor(n: number) {
+    this.#free = n;
+  }
+
+  /** Callers waiting for a slot. */
+  get waiting(): number {
+    return this.#urgent.size + this.#normal.size;
+  }
+
+  /** Takes a slot, waiting for one when none is free. */
+  acquire(urgent: boolean): Promise<void> {
+    if (this.#free > 0) {
+      this.#free--;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => (urgent ? this.#urgent : this.#normal).push(resolve));
+  }
+
+  /** Gives a slot back (to the first urgent waiter, else the first other one). */
+  release(): void {
+    const next = this.#urgent.shift() ?? this.#normal.shift();
+    if (next !== undefined) next();
+    else this.#free++;
+  }
 }
 
 /** Serialises annotation writes per VM. */
 export class VmAnnotationWriter {
   readonly #o: VmWriterOptions;
   readonly #chains = new Map<string, Promise<void>>();
+  readonly #slots: CallSlots;
 
   /** Creates a writer. */
   constructor(options: VmWriterOptions) {
     this.#o = options;
+    this.#slots = new CallSlots(options.maxConcurrentCalls ?? Infinity);
   }
 
   /** Number of VMs with writes queued or running. */
@@ -99,7 +176,7 @@ export class VmAnnotationWriter {
 
   /** Writes the VM's latest decision; resolves once it is on the VM object, rejects otherwise. */
   persist(vmKey: string): Promise<void> {
-    return this.#enqueue(vmKey, () => this.#write(vmKey));
+    return this.#enqueue(vmKey, () => this.#write(vmKey, true));
   }
 
   /** Writes the VM's latest decision in the background, retrying a few times on failure. */
@@ -115,7 +192,7 @@ export class VmAnnotationWriter {
     const run = async (): Promise<void> => {
       for (let i = 1; i <= attempts; i++) {
         try {
-          await this.#write(vmKey);
+          await this.#write(vmKey, false);
           return;
         } catch (error) {
           if (this.#o.signal.aborted || (error instanceof RemoteError && error.status === 404)) {
@@ -151,7 +228,7 @@ export class VmAnnotationWriter {
     return next;
   }
 
-  async #write(vmKey: string): Promise<void> {
+  async #write(vmKey: string, urgent: boolean): Promise<void> {
     const [namespace = "", name = ""] = vmKey.split("/");
     for (let attempt = 0; attempt < 2; attempt++) {
       const entry = this.#o.state.vms.get(vmKey);
@@ -159,7 +236,7 @@ export class VmAnnotationWriter {
       if (d === undefined) return;
       let view = entry?.view;
       if (view === undefined) {
-        this.#o.applyVm(await this.#call("get", () => this.#o.kube.getVm(namespace, name)));
+        this.#o.applyVm(await this.#call("get", urgent, () => this.#o.kube.getVm(namespace, name)));
         view = this.#o.state.vms.get(vmKey)?.view;
         if (view === undefined) {
           throw new RemoteError(`VirtualMachine "${vmKey}" not found`, { status: 404 });
@@ -170,7 +247,11 @@ export class VmAnnotationWriter {
       const approved = d.approved;
       beginWrite(this.#o.state, vmKey, approved);
       try {
-        const result = await this.#call("patch", () => this.#o.kube.patchVm(namespace, name, ops));
+        const result = await this.#call(
+          "patch",
+          urgent,
+          () => this.#o.kube.patchVm(namespace, name, ops),
+        );
         this.#o.applyVm(result);
         return;
       } catch (error) {
@@ -184,14 +265,16 @@ export class VmAnnotationWriter {
           );
         }
         // Our view was stale ("local state doesn't match most recent VM state"): re-read, retry.
-        this.#o.applyVm(await this.#call("get", () => this.#o.kube.getVm(namespace, name)));
+        this.#o.applyVm(await this.#call("get", urgent, () => this.#o.kube.getVm(namespace, name)));
       } finally {
         endWrite(this.#o.state, vmKey, approved);
       }
     }
   }
 
-  async #call<T>(op: string, fn: () => Promise<T>): Promise<T> {
+  async #call<T>(op: string, urgent: boolean, fn: () => Promise<T>): Promise<T> {
+    // The slot is taken before `fn` starts, so waiting for one does not eat the call's timeout.
+    await this.#slots.acquire(urgent);
     try {
       const r = await fn();
       this.#o.observe?.(op, "VirtualMachine", "success");
@@ -199,6 +282,8 @@ export class VmAnnotationWriter {
     } catch (error) {
       this.#o.observe?.(op, "VirtualMachine", "failure");
       throw error;
+    } finally {
+      this.#slots.release();
     }
   }
 }
