@@ -384,7 +384,11 @@ function breakdownTable(steps: readonly Step[], kinds: readonly StepKind[]): str
       "signal -> request recorded (scrape phase + agent + plugin)",
       (s) => between(s.signalSec, s.requestSec),
     );
-    add(kind, "request -> approved recorded", (s) => between(s.requestSec, s.approvedSec));
+    add(
+      kind,
+      "request -> approved recorded (one scheduler write)",
+      (s) => between(s.requestSec, s.approvedSec),
+    );
     add(kind, "approved recorded -> patch", (s) => between(s.approvedSec, s.patchSec));
     add(kind, "signal -> patch", (s) => between(s.signalSec, s.patchSec));
     add(
