@@ -7,8 +7,10 @@
  * Reads one job as JSON on stdin — `{host, port, path, bodies, concurrency, seconds, once,
  * ratePerSec}` — and writes one JSON result on stdout: sorted latencies (ms), wall seconds,
  * non-200 count, and the client's own CPU time. `ratePerSec` > 0 runs an open loop: request k is
- * due at `start + k / rate` and its latency counts from then (queueing included, no coordinated
- * omission); 0 runs a closed loop as fast as the connections allow. Does not interpret answers.
+ * due at `start + k / rate`; when its connection is still busy then, its latency counts from the
+ * due time (queueing behind slow answers included, no coordinated omission), otherwise from when
+ * the client's timer let it go. 0 runs a closed loop as fast as the connections allow.
+ * Does not interpret answers.
  * @module
  */
 import process from "node:process";
@@ -152,9 +154,16 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
       if (intervalMs > 0) {
         const due = start + k * intervalMs;
         if (due >= deadline) return;
-        // Timers have ~1 ms resolution: requests due within the next ms go out now.
-        if (due - t0 > 1) await sleepMs(due - t0);
-        t0 = due;
+        if (due - t0 > 0.5) {
+          // Early: wait. Timers fire up to a ms or so late; that lateness is the client's, so
+          // the clock starts when this connection actually sends.
+          await sleepMs(due - t0);
+          t0 = performance.now();
+        } else {
+          // Due already (this connection was busy with earlier answers): the wait since the due
+          // time is queueing the server caused, and counts.
+          t0 = Math.min(t0, due);
+        }
       } else if (t0 >= deadline) {
         return;
       }

@@ -87,21 +87,23 @@ export function decidePermit(state: ClusterState, req: AgentRequest): PermitOutc
 
   const current = rawReservation(state, pod);
   const migrating = isMigrating(state, pod);
-  const oc = vm.overcommitMilli ?? NO_OVERCOMMIT;
-  const roomRaw = fromNodeUnits(freeUnits(node), oc);
   const unit = req.computeUnit;
   const want = { cpu: req.resources.vCPUs, mem: req.resources.mem };
 
-  const grantOne = (wantR: number, curR: number, roomR: number, unitR: number): number => {
-    if (wantR <= curR) return wantR; // decreases and no-change are always granted
-    if (migrating) return curR; // a VM about to move gets no increase
-    const increase = floorToMultiple(roomR, unitR);
-    return curR + Math.min(increase, wantR - curR);
-  };
-  const permit: Res = {
-    cpu: grantOne(want.cpu, current.cpu, roomRaw.cpu, unit.vCPUs),
-    mem: grantOne(want.mem, current.mem, roomRaw.mem, unit.mem),
-  };
+  let permit: Res = want; // decreases and no-change are always granted
+  if (!fitsIn(want, current)) {
+    const roomRaw = fromNodeUnits(freeUnits(node), vm.overcommitMilli ?? NO_OVERCOMMIT);
+    const grantOne = (wantR: number, curR: number, roomR: number, unitR: number): number => {
+      if (wantR <= curR) return wantR;
+      if (migrating) return curR; // a VM about to move gets no increase
+      const increase = floorToMultiple(roomR, unitR);
+      return curR + Math.min(increase, wantR - curR);
+    };
+    permit = {
+      cpu: grantOne(want.cpu, current.cpu, roomRaw.cpu, unit.vCPUs),
+      mem: grantOne(want.mem, current.mem, roomRaw.mem, unit.mem),
+    };
+  }
   const denied = excess(want, permit);
   // The agent keeps acting on its last permit until it receives this one, so the reservation is
   // max(new permit, what it holds), capped by what we had reserved (an agent cannot make us count
