@@ -14,6 +14,7 @@ import {
   waitFor as harnessWaitFor,
 } from "../harness/cluster.ts";
 import { RUNTIME_IMAGE } from "../../scripts/cluster/layout.ts";
+import { GUEST_REPORT_PREFIX } from "../../scripts/guest/guest_files.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -57,6 +58,8 @@ export async function applyCrds(env: ClusterEnv): Promise<void> {
 export interface ControllerProcess extends AsyncDisposable {
   /** Lines the controller logged so far (JSON lines on stderr). */
   readonly log: string[];
+  /** True while the process has not exited. */
+  alive(): boolean;
 }
 
 /** Starts the controller for one namespace. */
@@ -87,6 +90,8 @@ export function startController(
     stderr: "piped",
   }).spawn();
   const log: string[] = [];
+  let exited = false;
+  child.status.then(() => exited = true);
   const reading = (async () => {
     const lines = child.stderr.pipeThrough(new TextDecoderStream());
     let buf = "";
@@ -101,6 +106,7 @@ export function startController(
   })();
   return {
     log,
+    alive: () => !exited,
     async [Symbol.asyncDispose]() {
       try {
         child.kill("SIGTERM");
@@ -158,4 +164,160 @@ export function waitFor<T>(
   describe?: () => Promise<string>,
 ): Promise<T> {
   return harnessWaitFor(what, timeoutMs, probe, describe, 1000);
+}
+
+/** The busybox test guest image (built by scripts/guest, imported by prepareCluster). */
+export const GUEST_IMAGE = Deno.env.get("NEONVM_TEST_GUEST_IMAGE") ??
+  "localhost/neonvm-ts/test-guest:dev";
+
+/** A VirtualMachine manifest of the test guest (0.25 of max 1 CPU, 1 of max 4 slots of 1 GiB). */
+export function vmManifest(
+  name: string,
+  extraSpec: Record<string, unknown> = {},
+  guest: Record<string, unknown> = {},
+): string {
+  return JSON.stringify({
+    apiVersion: "vm.neon.tech/v1",
+    kind: "VirtualMachine",
+    metadata: { name },
+    spec: {
+      terminationGracePeriodSeconds: 2,
+      enableSSH: false,
+      guest: {
+        cpus: { min: "250m", max: 1, use: "250m" },
+        memorySlots: { min: 1, max: 4, use: 1 },
+        memorySlotSize: "1Gi",
+        rootDisk: { image: GUEST_IMAGE, imagePullPolicy: "Never" },
+        ...guest,
+      },
+      ...extraSpec,
+    },
+  });
+}
+
+/** Runs `fn` in a fresh namespace that is deleted (with its VMs) afterwards. */
+export async function withNamespace(
+  env: ClusterEnv,
+  prefix: string,
+  fn: (ns: string) => Promise<void>,
+): Promise<void> {
+  const ns = `${prefix}-${crypto.randomUUID().slice(0, 8)}`;
+  await ok(env, ["create", "namespace", ns]);
+  try {
+    await fn(ns);
+  } finally {
+    await kubectl(env, [
+      "delete",
+      "virtualmachines.vm.neon.tech",
+      "--all",
+      "-n",
+      ns,
+      "--wait=false",
+    ]);
+    await kubectl(env, ["delete", "namespace", ns, "--wait=false"]);
+  }
+}
+
+/** The VM, its pods and the namespace's events as text, for timeout messages. */
+export async function describeVm(env: ClusterEnv, ns: string, vm: string): Promise<string> {
+  const a = await kubectl(env, ["-n", ns, "get", "virtualmachines.vm.neon.tech", vm, "-o", "yaml"]);
+  const b = await kubectl(env, ["-n", ns, "describe", "pods"]);
+  const c = await kubectl(env, ["-n", ns, "get", "events", "--sort-by=.lastTimestamp"]);
+  return `${a.stdout}\n${b.stdout}\n${c.stdout}`;
+}
+
+// deno-lint-ignore no-explicit-any
+type Json = any;
+
+/** Polls the VM until `pred` holds; returns it. */
+export async function waitVm(
+  env: ClusterEnv,
+  ns: string,
+  name: string,
+  what: string,
+  pred: (vm: Json) => boolean,
+  timeoutMs = 300_000,
+): Promise<Json> {
+  return await waitFor(what, timeoutMs, async () => {
+    const vm = await getVm(env, ns, name);
+    return vm !== undefined && pred(vm) ? vm : undefined;
+  }, () => describeVm(env, ns, name));
+}
+
+/** What the test guest's console reporter last printed (online vCPUs, MemTotal). */
+export interface GuestReport {
+  /** Online vCPUs. */
+  readonly cpusOnline: number;
+  /** MemTotal, KiB. */
+  readonly memTotalKib: number;
+}
+
+const REPORT_RE = new RegExp(
+  `${GUEST_REPORT_PREFIX} cpus_online=(\\d+) \\S+ memtotal_kib=(\\d+)`,
+  "g",
+);
+
+/** The guest's latest console report, read from the runner pod's log (the serial console). */
+export async function guestReport(
+  env: ClusterEnv,
+  ns: string,
+  pod: string,
+): Promise<GuestReport | undefined> {
+  const r = await kubectl(env, ["-n", ns, "logs", pod, "-c", "neonvm-runner"]);
+  if (r.code !== 0) return undefined;
+  const all = [...r.stdout.matchAll(REPORT_RE)];
+  const m = all.at(-1);
+  return m ? { cpusOnline: Number(m[1]), memTotalKib: Number(m[2]) } : undefined;
+}
+
+/** Waits until the guest's report satisfies `pred`; returns it. */
+export function waitGuest(
+  env: ClusterEnv,
+  ns: string,
+  pod: string,
+  what: string,
+  pred: (r: GuestReport) => boolean,
+  timeoutMs = 120_000,
+): Promise<GuestReport> {
+  return waitFor(what, timeoutMs, async () => {
+    const r = await guestReport(env, ns, pod);
+    return r !== undefined && pred(r) ? r : undefined;
+  }, async () => JSON.stringify(await guestReport(env, ns, pod)));
+}
+
+/**
+ * Host PIDs whose command line contains `needle` (the cluster's nodes run on this host, so their
+ * containers' processes are visible here).
+ */
+export async function hostPids(needle: string): Promise<number[]> {
+  const pids: number[] = [];
+  for await (const e of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const cmd = (await Deno.readTextFile(`/proc/${e.name}/cmdline`)).replaceAll("\0", " ");
+      if (cmd.includes(needle)) pids.push(Number(e.name));
+    } catch {
+      // Exited while we looked.
+    }
+  }
+  return pids;
+}
+
+/** PIDs of the QEMU process of a runner pod (its kernel command line names the pod). */
+export function qemuPids(pod: string): Promise<number[]> {
+  return hostPids(`hostname=vm-${pod} `).then(async (pids) => {
+    const out: number[] = [];
+    for (const p of pids) {
+      const exe = await Deno.readLink(`/proc/${p}/exe`).catch(() => "");
+      if (exe.includes("qemu-system")) out.push(p);
+    }
+    return out;
+  });
+}
+
+/** The parent PID of a process. */
+export async function parentPid(pid: number): Promise<number> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  // Fields after the command (which may hold spaces) in parentheses: state, ppid, ...
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
 }

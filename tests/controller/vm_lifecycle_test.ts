@@ -3,84 +3,27 @@
  * a 0.25 CPU / 1 GiB VM reaches Running with exactly one condition (Available=True) and the
  * status the guest really has; scaling to 1 CPU / 4 slots shows up in status; a killed runner is
  * replaced exactly once (restartCount 1); restartPolicy Never leaves the VM terminal with no new
- * pod; deleting the VM removes the pod and releases the finalizer. Needs `deno task cluster:up`,
+ * pod; deleting the VM removes the pod and its QEMU process and releases the finalizer. Needs `deno task cluster:up`,
  * the runtime image and the test-guest image. Each test uses its own namespace.
  * @module
  */
 import assert from "node:assert/strict";
-import { type ClusterEnv, kubectl, requireCluster } from "../harness/cluster.ts";
+import { requireCluster } from "../harness/cluster.ts";
 import {
   getVm,
   ok,
   prepareCluster,
+  qemuPids,
   runnerPods,
   startController,
+  vmManifest,
   waitFor,
+  waitVm,
+  withNamespace,
 } from "./_controller_process.ts";
-
-const GUEST_IMAGE = Deno.env.get("NEONVM_TEST_GUEST_IMAGE") ?? "localhost/neonvm-ts/test-guest:dev";
-const BOOT_TIMEOUT_MS = 300_000;
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
-
-function vmManifest(name: string, extraSpec: Record<string, unknown> = {}) {
-  return JSON.stringify({
-    apiVersion: "vm.neon.tech/v1",
-    kind: "VirtualMachine",
-    metadata: { name },
-    spec: {
-      terminationGracePeriodSeconds: 2,
-      enableSSH: false,
-      guest: {
-        cpus: { min: "250m", max: 1, use: "250m" },
-        memorySlots: { min: 1, max: 4, use: 1 },
-        memorySlotSize: "1Gi",
-        rootDisk: { image: GUEST_IMAGE, imagePullPolicy: "Never" },
-      },
-      ...extraSpec,
-    },
-  });
-}
-
-async function withNamespace(env: ClusterEnv, fn: (ns: string) => Promise<void>): Promise<void> {
-  const ns = `nvts-ctl-${crypto.randomUUID().slice(0, 8)}`;
-  await ok(env, ["create", "namespace", ns]);
-  try {
-    await fn(ns);
-  } finally {
-    await kubectl(env, [
-      "delete",
-      "virtualmachines.vm.neon.tech",
-      "--all",
-      "-n",
-      ns,
-      "--wait=false",
-    ]);
-    await kubectl(env, ["delete", "namespace", ns, "--wait=false"]);
-  }
-}
-
-async function describe(env: ClusterEnv, ns: string, vm: string): Promise<string> {
-  const a = await kubectl(env, ["-n", ns, "get", "virtualmachines.vm.neon.tech", vm, "-o", "yaml"]);
-  const b = await kubectl(env, ["-n", ns, "describe", "pods"]);
-  const c = await kubectl(env, ["-n", ns, "get", "events", "--sort-by=.lastTimestamp"]);
-  return `${a.stdout}\n${b.stdout}\n${c.stdout}`;
-}
-
-async function waitVm(
-  env: ClusterEnv,
-  ns: string,
-  name: string,
-  what: string,
-  pred: (vm: Json) => boolean,
-  timeoutMs = BOOT_TIMEOUT_MS,
-): Promise<Json> {
-  return await waitFor(what, timeoutMs, async () => {
-    const vm = await getVm(env, ns, name);
-    return vm !== undefined && pred(vm) ? vm : undefined;
-  }, () => describe(env, ns, name));
-}
 
 Deno.test({
   name: "controller: VM runs, scales, restarts once, and is deleted cleanly",
@@ -89,7 +32,7 @@ Deno.test({
   async fn() {
     const env = await requireCluster();
     await prepareCluster(env);
-    await withNamespace(env, async (ns) => {
+    await withNamespace(env, "nvts-ctl", async (ns) => {
       await using _ctl = startController(env, ns);
       await ok(env, ["-n", ns, "apply", "-f", "-"], vmManifest("vm1"));
 
@@ -140,7 +83,7 @@ Deno.test({
       const requests = podJson.spec.containers[0].resources.requests;
       assert.equal(requests.cpu, "1100m");
 
-      // Kill the runner: replaced exactly once.
+      // Delete the runner pod: replaced exactly once (killing the process: vm_faults_test.ts).
       await ok(env, ["-n", ns, "delete", "pod", pod1, "--grace-period=0", "--force"]);
       const restarted = await waitVm(
         env,
@@ -153,6 +96,12 @@ Deno.test({
       );
       assert.equal(restarted.status.restartCount, 1);
       assert.equal((await runnerPods(env, ns, "vm1")).length, 1);
+      assert.deepEqual(
+        restarted.status.conditions.map((c: Json) => [c.type, c.status]),
+        [["Available", "True"]],
+      );
+      const pod2 = restarted.status.podName as string;
+      assert.equal((await qemuPids(pod2)).length, 1, "one QEMU process runs the new pod's guest");
 
       // Delete: the pod goes, the finalizer is released, the VM disappears.
       await ok(env, ["-n", ns, "delete", "virtualmachines.vm.neon.tech", "vm1", "--wait=false"]);
@@ -166,6 +115,11 @@ Deno.test({
         60_000,
         async () => (await runnerPods(env, ns, "vm1")).length === 0 ? true : undefined,
       );
+      await waitFor(
+        "QEMU process gone",
+        30_000,
+        async () => (await qemuPids(pod2)).length === 0 ? true : undefined,
+      );
     });
   },
 });
@@ -177,7 +131,7 @@ Deno.test({
   async fn() {
     const env = await requireCluster();
     await prepareCluster(env);
-    await withNamespace(env, async (ns) => {
+    await withNamespace(env, "nvts-ctl", async (ns) => {
       await using _ctl = startController(env, ns);
       await ok(env, ["-n", ns, "apply", "-f", "-"], vmManifest("vm2", { restartPolicy: "Never" }));
       const running = await waitVm(
