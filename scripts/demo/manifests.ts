@@ -113,11 +113,17 @@ export function loadPod(
 }
 
 /**
- * Scaling overrides for guests emulated by TCG (no KVM): there an idle guest's 1-minute load
- * average stays around 1.5–2 (its own exporter, monitor and daemon are slow under emulation, and
- * the host is shared), so with the default target of 0.9 the VM would never leave 2 vCPU. 1.9 (the
- * largest the agent accepts is < 2) lets an idle guest fall back to about 1 vCPU while pgbench
- * still drives it to its 2 vCPU maximum.
+ * Scaling overrides for guests emulated by TCG (no KVM). Why (measured in the guests with
+ * tests/e2e/_guest_shell.ts and vm-examples/pg16/probe.ts): a lone idle guest on a quiet host has a
+ * load average of 0.15–0.2, but on the cluster an idle demo VM kept 1.5–2.4 because (1) the
+ * vm-monitor sampled its cgroup every 100 ms, 10 % of a vCPU on a quiet host and 20–40 % on a busy
+ * one (the demo spec now samples every 500 ms), and (2) the agent scales in compute units of
+ * 0.25 vCPU + 1 GiB, so each CPU step also plugs or unplugs 1 GiB of virtio-mem, which under TCG
+ * keeps a guest kworker busy for 10–20 s (25–60 % of a vCPU): that raises the load average, which
+ * raises the goal, and an idle VM oscillated between 4 and 5 GiB every ~16 s (dmesg `virtio_mem:
+ * requested size` flipping). Under KVM that work is far cheaper. With the default target of 0.9
+ * the loop can start from any small load; 1.9 (the agent accepts < 2) needs a load of 0.71 for a
+ * second compute unit, while pgbench (load ~6) still drives the VM to its 2 vCPU maximum.
  */
 export const TCG_SCALING_CONFIG = { loadAverageFractionTarget: 1.9 } as const;
 

@@ -174,7 +174,7 @@ export async function startVm(
     return r.code === 0 ? true : undefined;
   }, { timeoutMs: 300_000 });
   const target: LoadTarget = { cluster: c, namespace: ns, pod: podName };
-  say(`==> waiting for Postgres in ${ns}/${opts.name} (first boot runs initdb under TCG)`);
+  say(`==> waiting for Postgres in ${ns}/${opts.name}`);
   const ip = await waitUntil(log, `Postgres in ${opts.name} answers`, async () => {
     const vm = await getVm(c, ns, opts.name);
     const ip = vm?.status?.podIP;

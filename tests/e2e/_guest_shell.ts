@@ -6,7 +6,7 @@
  * name) and the pty through /proc/<pid>/root/dev/pts/<tty-index>. Reads only; must not change the
  * VM, the pod or QEMU.
  *
- * Usage: deno run -A tests/e2e/_guest_shell.ts <runner-pod-name> '<shell command>'
+ * Needs socat. Usage: deno run -A tests/e2e/_guest_shell.ts <runner-pod-name> '<shell command>'
  * @module
  */
 
@@ -50,24 +50,29 @@ export async function guestShell(
   const pid = await qemuPidOf(podName);
   if (pid === undefined) throw new Error(`no QEMU process for pod ${podName} on this host`);
   const pty = await serialPtyOf(pid);
-  const stty = await new Deno.Command("stty", { args: ["-F", pty, "raw", "-echo"] }).output();
-  if (!stty.success) throw new Error(`stty ${pty}: ${new TextDecoder().decode(stty.stderr)}`);
-  const f = await Deno.open(pty, { read: true, write: true });
+  // socat, not Deno.open: Deno reads a tty synchronously and would block its event loop.
+  const child = new Deno.Command("socat", {
+    args: ["-", `FILE:${pty},raw,echo=0`],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
   const marker = `__E2E_${crypto.randomUUID().slice(0, 8)}__`;
   let out = "";
   const dec = new TextDecoder();
   let timer: ReturnType<typeof setTimeout> | undefined;
+  const reader = child.stdout.getReader();
+  const writer = child.stdin.getWriter();
   try {
     const reading = (async () => {
-      const buf = new Uint8Array(65536);
       const done = new RegExp(`${marker}:\\d+`);
       while (!done.test(out)) {
-        const n = await f.read(buf);
-        if (n === null) break;
-        out += dec.decode(buf.subarray(0, n), { stream: true });
+        const r = await reader.read();
+        if (r.done) break;
+        out += dec.decode(r.value, { stream: true });
       }
     })();
-    await f.write(new TextEncoder().encode(`\n${command}; echo ${marker}:$?\n`));
+    await writer.write(new TextEncoder().encode(`\n${command}; echo ${marker}:$?\n`));
     await Promise.race([
       reading,
       new Promise((_, rej) =>
@@ -79,7 +84,14 @@ export async function guestShell(
     ]);
   } finally {
     clearTimeout(timer);
-    f.close();
+    await writer.close().catch(() => undefined);
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // Already exited.
+    }
+    await reader.cancel().catch(() => undefined);
+    await child.status;
   }
   // The guest's terminal echoes the command line: keep what follows it.
   const echoed = out.lastIndexOf(`${marker}:$?`);

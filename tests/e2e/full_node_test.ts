@@ -11,14 +11,14 @@ import assert from "node:assert/strict";
 import { applyObjects, getVm, kubectl, snapshotOf } from "../../scripts/demo/cluster.ts";
 import { pgbenchRun } from "../../scripts/demo/load.ts";
 import { DEMO_NAMESPACE } from "../../scripts/demo/manifests.ts";
-import { log, ReservationAudit, reservations, settle, withVm } from "./_e2e.ts";
+import { CPU_ONLY, log, ReservationAudit, reservations, settle, withVm } from "./_e2e.ts";
 
 Deno.test({
   name: "e2e: on a nearly full node increases stop at what fits; never over-committed",
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    await withVm("e2e-full", {}, async (c, vm) => {
+    await withVm("e2e-full", CPU_ONLY, async (c, vm) => {
       const s0 = await settle(c, vm.name);
       const node = s0.node!;
       const row = (await reservations(c)).find((r) => r.node === node)!;

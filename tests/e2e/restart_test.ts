@@ -10,7 +10,7 @@ import { type DemoCluster, getVm, kubectlOk, snapshotOf } from "../../scripts/de
 import { pgbenchRun } from "../../scripts/demo/load.ts";
 import { DEMO_NAMESPACE } from "../../scripts/demo/manifests.ts";
 import { waitRollouts } from "../../scripts/demo/stack.ts";
-import { log, settle, withVm } from "./_e2e.ts";
+import { CPU_ONLY, log, settle, withVm } from "./_e2e.ts";
 
 async function deletePods(c: DemoCluster, ns: string, selector: string, node?: string) {
   const args = ["delete", "pod", "-n", ns, "-l", selector, "--wait=false"];
@@ -24,7 +24,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    await withVm("e2e-restart", {}, async (c, vm) => {
+    await withVm("e2e-restart", CPU_ONLY, async (c, vm) => {
       const s0 = await settle(c, vm.name);
       let maxAfterRestarts = 0;
       let restartsDone = false;
@@ -49,7 +49,7 @@ Deno.test({
           await new Promise((r) => setTimeout(r, 1000));
         }
       })();
-      const bench = await pgbenchRun(vm.target, vm.ip, { clients: 6, seconds: 300 });
+      const bench = await pgbenchRun(vm.target, vm.ip, { clients: 6, seconds: 240 });
       stop = true;
       await watcher;
       const s1 = snapshotOf((await getVm(c, DEMO_NAMESPACE, vm.name))!);
