@@ -31,7 +31,7 @@ import { computeGoalCu } from "../src/agent/core/goal_cu.ts";
 import { extractSystemMetrics } from "../src/agent/core/metrics.ts";
 import { parsePromText } from "../src/agent/core/prom_text.ts";
 import { parseAgentConfig, type ScalingConfig, withOverrides } from "../src/api/agent_config.ts";
-import { formatBinarySi, formatMilliCpu, GiB, MiB, type Resources } from "../src/api/quantity.ts";
+import { formatBinarySi, formatMilliCpu, GiB, type Resources } from "../src/api/quantity.ts";
 import { KubeClient } from "../src/lib/k8s/client.ts";
 import { loadClusterAccess } from "../src/lib/k8s/kubeconfig.ts";
 import { createLogger, type Logger } from "../src/lib/log.ts";
@@ -40,16 +40,18 @@ import {
   type DemoCluster,
   kubectl,
   loadCluster,
+  memoryPressure,
   VmWatch,
   waitUntil,
 } from "../scripts/demo/cluster.ts";
-import { execInLoadPod, type LoadTarget, pgbenchInit, pgbenchRun } from "../scripts/demo/load.ts";
-import { DEMO_NAMESPACE, pgConn, TCG_SCALING_CONFIG } from "../scripts/demo/manifests.ts";
+import { pgbenchInit, pgbenchRun } from "../scripts/demo/load.ts";
+import { DEMO_NAMESPACE, TCG_SCALING_CONFIG } from "../scripts/demo/manifests.ts";
 import { textTable } from "../scripts/demo/render.ts";
 import { deleteVm, deployStack, ensureImages, startVm } from "../scripts/demo/stack.ts";
 import {
   between,
   type GuestObservation,
+  pressurePlan,
   type StepKind,
   type StepTimes,
   stepTimes,
@@ -188,28 +190,6 @@ class GuestPoller {
     this.#stop = true;
     await this.#done;
   }
-}
-
-/**
- * Runs `parallel` queries in the load pod that each hold `mib` MiB (a repeated 1 MiB string) for
- * `holdSec` seconds; resolves when all have finished.
- */
-async function memoryPressure(
-  t: LoadTarget,
-  ip: string,
-  mib: number,
-  parallel: number,
-  holdSec: number,
-): Promise<{ ok: boolean; output: string }> {
-  const sql = `SELECT length(repeat(repeat('x', 1048576), ${mib})), pg_sleep(${holdSec})`;
-  const one = `psql "${pgConn(ip)}" -tAc "${sql}" 2>&1`;
-  const script = [
-    "rc=0; pids=''",
-    `for i in $(seq ${parallel}); do ${one} & pids="$pids $!"; done`,
-    "for p in $pids; do wait $p || rc=1; done; exit $rc",
-  ].join("\n");
-  const r = await execInLoadPod(t, script, (holdSec + 300) * 1000);
-  return { ok: r.code === 0, output: (r.stdout + r.stderr).trim().slice(-400) };
 }
 
 /** The agent pod on `node`, if any. */
@@ -606,22 +586,20 @@ async function run(log: Logger, flags: Flags): Promise<number> {
           if (!loadOk) log.warn("pgbench", { code: r.code, tail: r.tail });
         });
       } else {
-        // Enough memory to put the agent's measure (total − available + 100 MiB) `memOverMib`
-        // above its scale-up point (memoryUsageFractionTarget × the VM's memory), in queries of at
-        // most 900 MiB (Postgres caps a value at 1 GiB). repeat() fills it with memcpy, so the
-        // step is memory, not CPU (the demo's string_agg hog would also drive the load up).
-        const targetBytes = cfg.memoryUsageFractionTarget * base.memUseBytes +
-          flags.memOverMib * MiB;
-        const totalMib = Math.max(
-          128,
-          Math.round((targetBytes - (guestPoll.lastUsageBytes ?? 0.5 * GiB)) / MiB),
+        // Enough memory to put the agent's measure `memOverMib` above its scale-up point; filled
+        // by memcpy, so the step is memory, not CPU (the demo's old string_agg hog also drove the
+        // load average up, and CPU and memory move together).
+        const plan = pressurePlan(
+          base.memUseBytes,
+          guestPoll.lastUsageBytes ?? 0.5 * GiB,
+          cfg.memoryUsageFractionTarget,
+          flags.memOverMib,
         );
-        const parallel = Math.ceil(totalMib / 900);
         load = memoryPressure(
           started.target,
           started.ip,
-          Math.ceil(totalMib / parallel),
-          parallel,
+          plan.mib,
+          plan.parallel,
           flags.holdSeconds,
         ).then((r) => {
           loadOk = r.ok;

@@ -23,6 +23,8 @@ import {
 import type { Logger } from "../../src/lib/log.ts";
 import type { KubeClient } from "../../src/lib/k8s/client.ts";
 import { VIRTUAL_MACHINES } from "../../src/lib/k8s/meta.ts";
+import type { LoadTarget } from "./load.ts";
+import { pgConn } from "./manifests.ts";
 import type { VmObservation } from "./timeline.ts";
 
 /** The running local cluster as the demo uses it. */
@@ -369,4 +371,34 @@ export class VmWatch {
     this.#ac.abort();
     await this.#done?.catch(() => {});
   }
+}
+
+/**
+ * Runs `parallel` queries in the load pod that each hold `mib` MiB (a 1 MiB string repeated: filled
+ * by memcpy, so the load is memory and hardly CPU) for `holdSec` seconds; resolves when all have
+ * finished.
+ */
+export async function memoryPressure(
+  t: LoadTarget,
+  ip: string,
+  mib: number,
+  parallel: number,
+  holdSec: number,
+): Promise<{ ok: boolean; seconds: number; output: string }> {
+  const t0 = performance.now();
+  const sql = `SELECT length(repeat(repeat('x', 1048576), ${mib})), pg_sleep(${holdSec})`;
+  const one = `psql "${pgConn(ip)}" -tAc "${sql}" 2>&1`;
+  const script = [
+    "rc=0; pids=''",
+    `for i in $(seq ${parallel}); do ${one} & pids="$pids $!"; done`,
+    "for p in $pids; do wait $p || rc=1; done; exit $rc",
+  ].join("\n");
+  const r = await kubectl(t.cluster, ["exec", "-n", t.namespace, t.pod, "--", "sh", "-c", script], {
+    timeoutMs: (holdSec + 300) * 1000,
+  });
+  return {
+    ok: r.code === 0,
+    seconds: Math.round((performance.now() - t0) / 100) / 10,
+    output: (r.stdout + r.stderr).trim().slice(-400),
+  };
 }

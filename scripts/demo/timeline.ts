@@ -276,3 +276,31 @@ export function summarise(
 export function between(a: number | undefined, b: number | undefined): number | undefined {
   return a === undefined || b === undefined ? undefined : b - a;
 }
+
+/** How to load a guest with memory: `parallel` queries holding `mib` MiB each. */
+export interface PressurePlan {
+  /** Queries at once. */
+  parallel: number;
+  /** MiB each query holds (at most 900: Postgres caps one value at 1 GiB). */
+  mib: number;
+}
+
+/**
+ * Memory queries that raise the agent's measure of memory in use (total − available + 100 MiB,
+ * `usageBytes` now) to `overMib` MiB above its scale-up point, `fractionTarget` × the VM's
+ * `memUseBytes` (at least 128 MiB in all).
+ */
+export function pressurePlan(
+  memUseBytes: number,
+  usageBytes: number,
+  fractionTarget: number,
+  overMib: number,
+): PressurePlan {
+  const MiB = 1024 * 1024;
+  const totalMib = Math.max(
+    128,
+    Math.round((fractionTarget * memUseBytes + overMib * MiB - usageBytes) / MiB),
+  );
+  const parallel = Math.ceil(totalMib / 900);
+  return { parallel, mib: Math.ceil(totalMib / parallel) };
+}

@@ -10,6 +10,7 @@ import {
   type GuestObservation,
   percentile,
   type Point,
+  pressurePlan,
   reactionOf,
   stepTimes,
   summarise,
@@ -223,4 +224,27 @@ Deno.test("summarise counts missing values; between needs both ends", () => {
   assert.equal(between(1, 4), 3);
   assert.equal(between(undefined, 4), undefined);
   assert.equal(between(1, undefined), undefined);
+});
+
+Deno.test("pressurePlan puts usage just above the scale-up point, in pieces of at most 900 MiB", () => {
+  const MiB = 1024 * 1024;
+  // 4 GiB VM, 600 MiB in use, target 0.75: 3072 + 300 − 600 = 2772 MiB in 4 queries.
+  assert.deepEqual(pressurePlan(4 * GiB, 600 * MiB, 0.75, 300), { parallel: 4, mib: 693 });
+  // Already above the point: the floor of 128 MiB still makes a step.
+  assert.deepEqual(pressurePlan(GiB, 2 * GiB, 0.75, 0), { parallel: 1, mib: 128 });
+  fc.assert(fc.property(
+    fc.integer({ min: 1, max: 64 }),
+    fc.integer({ min: 0, max: 8 * 1024 }),
+    fc.double({ min: 0.1, max: 0.99, noNaN: true }),
+    fc.integer({ min: 0, max: 2048 }),
+    (slots, usedMib, frac, over) => {
+      const p = pressurePlan(slots * GiB, usedMib * MiB, frac, over);
+      const want = Math.max(
+        128,
+        Math.round((frac * slots * GiB + over * MiB - usedMib * MiB) / MiB),
+      );
+      return p.mib <= 900 && p.parallel >= 1 && p.mib * p.parallel >= want &&
+        (p.parallel - 1) * 900 < want;
+    },
+  ));
 });
