@@ -9,7 +9,7 @@
  * summary go to standard output.
  *
  * Usage: deno task demo [--skip-cluster-up] [--reuse-vm] [--out DIR] [--cpu-seconds N]
- *        [--clients N] [--mem-mib N] [--idle-timeout-seconds N] [--no-load] [--no-tcg-tuning]
+ *        [--clients N] [--mem-over-mib N] [--idle-timeout-seconds N] [--no-load] [--no-tcg-tuning]
  * @module
  */
 import { parseArgs } from "node:util";
@@ -20,13 +20,21 @@ import { loadClusterAccess } from "../../src/lib/k8s/kubeconfig.ts";
 import { createLogger, type Logger } from "../../src/lib/log.ts";
 import { errorChainMessage } from "../../src/lib/errors.ts";
 import { formatBinarySi, formatMilliCpu, GiB } from "../../src/api/quantity.ts";
-import { type DemoCluster, loadCluster, VmWatch, waitUntil } from "./cluster.ts";
-import { memoryHog, pgbenchInit, pgbenchRun, Sampler } from "./load.ts";
+import { parseAgentConfig } from "../../src/api/agent_config.ts";
+import { type DemoCluster, loadCluster, memoryPressure, VmWatch, waitUntil } from "./cluster.ts";
+import { pgbenchInit, pgbenchRun, Sampler } from "./load.ts";
 import { DEMO_NAMESPACE, TCG_SCALING_CONFIG } from "./manifests.ts";
 import { renderTimelineSvg, samplesToCsv, textTable } from "./render.ts";
 import { deployStack, ensureImages, runChild, say, type StartedVm, startVm } from "./stack.ts";
 import { readStatus } from "./status.ts";
-import { reactionOf, type StepKind, type StepTimes, stepTimes, toSamples } from "./timeline.ts";
+import {
+  pressurePlan,
+  reactionOf,
+  type StepKind,
+  type StepTimes,
+  stepTimes,
+  toSamples,
+} from "./timeline.ts";
 
 const VM_NAME = "pg-demo";
 
@@ -38,7 +46,7 @@ const FlagsSchema = z.object({
   out: z.string().min(1),
   cpuSeconds: z.number().int().min(10).max(3600),
   clients: z.number().int().min(1).max(40),
-  memMib: z.number().int().min(64).max(6000),
+  memOverMib: z.number().int().min(0).max(4096),
   idleTimeoutSec: z.number().int().min(10).max(3600),
 });
 type Flags = z.infer<typeof FlagsSchema>;
@@ -171,7 +179,7 @@ async function main(): Promise<number> {
       out: { type: "string" },
       "cpu-seconds": { type: "string", default: "150" },
       clients: { type: "string", default: "6" },
-      "mem-mib": { type: "string", default: "700" },
+      "mem-over-mib": { type: "string", default: "300" },
       "idle-timeout-seconds": { type: "string", default: "300" },
     },
   });
@@ -184,7 +192,7 @@ async function main(): Promise<number> {
     out: values.out ?? `${DEFAULT_CACHE_DIR}/demo/${stamp}`,
     cpuSeconds: Number(values["cpu-seconds"]),
     clients: Number(values.clients),
-    memMib: Number(values["mem-mib"]),
+    memOverMib: Number(values["mem-over-mib"]),
     idleTimeoutSec: Number(values["idle-timeout-seconds"]),
   });
   if (!parsed.success) {
@@ -264,21 +272,32 @@ async function main(): Promise<number> {
     () => waitForLow(log, sampler, "scale down after CPU load", flags.idleTimeoutSec),
   );
 
-  // One ~1 GiB query per GiB the VM has now, so the load is more than it can hold whatever size
-  // the idle phase left it at.
-  // At most 5: seven such queries on an 8 GiB guest went past its 8 GiB maximum and the guest
-  // died (measured), which is running out of bounds, not what the demo shows.
-  const parallel = Math.min(5, Math.max(1, Math.round((sampler.latest?.memUseBytes ?? GiB) / GiB)));
-  say(`==> memory-load: ${parallel} parallel queries each holding a ~${flags.memMib} MiB string`);
+  // Queries that fill memory with memcpy (hardly any CPU, so this stage shows memory, not the
+  // load average) up to a little above the agent's scale-up point for the VM's present size.
+  const agentCfg = parseAgentConfig(
+    JSON.parse(await Deno.readTextFile(new URL("../../deploy/agent/config.json", import.meta.url))),
+  );
+  const usedBytes = sampler.points.findLast((p) => p.memUsedBytes !== undefined)?.memUsedBytes;
+  const plan = pressurePlan(
+    sampler.latest?.memUseBytes ?? GiB,
+    usedBytes ?? GiB / 2,
+    agentCfg.scaling.defaultConfig.memoryUsageFractionTarget,
+    flags.memOverMib,
+  );
+  say(`==> memory-load: ${plan.parallel} parallel queries each holding ${plan.mib} MiB for 20 s`);
   sampler.stage = "memory-load";
   const memDone = stageStart("memory");
   const hog = await timed(
     timings,
     "memory-load (queries)",
-    () => memoryHog(target, ip, flags.memMib, 20, 15 * 60_000, parallel),
+    () => memoryPressure(target, ip, plan.mib, plan.parallel, 20),
   );
   memDone();
-  say(`memory query: ${hog.ok ? "finished" : "FAILED"} in ${hog.seconds} s ${hog.output}`);
+  say(
+    `memory queries: ${hog.ok ? "finished" : "FAILED"} in ${hog.seconds} s ${
+      hog.ok ? "" : hog.output
+    }`,
+  );
   sampler.stage = "memory-idle";
   say("==> memory-idle: no load until the VM has come back down");
   const memDown = await timed(
