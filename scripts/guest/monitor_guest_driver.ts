@@ -5,7 +5,7 @@
  *                         GET /monitor-log (the vm-monitor's JSON-lines log), GET /cgroup (limits
  *                         and usage of neon-postgres), POST /hog?targetMiB=N (starts the memory hog
  *                         in neon-postgres, answers with its samples once it holds N MiB of anon
- *                         memory), POST /hog/stop.
+ *                         memory), POST /hog/stop, GET /now (the guest's clock, epoch ms).
  *   hog <targetMiB>       the hog itself (run inside the cgroup): touches 2 MiB pieces until the
  *                         cgroup's active_anon + inactive_anon (what the monitor averages) reaches
  *                         the target, printing one JSON line per piece `{"t":<epoch ms>,"anon":n}`
@@ -111,6 +111,7 @@ function serve(port: number, self: string): void {
         return new Response(await Deno.readTextFile(MONITOR_LOG).catch(() => ""));
       }
       if (req.method === "GET" && url.pathname === "/cgroup") return Response.json(readCgroup());
+      if (req.method === "GET" && url.pathname === "/now") return new Response(String(Date.now()));
       if (req.method === "POST" && url.pathname === "/hog") {
         const mib = Number(url.searchParams.get("targetMiB"));
         if (!Number.isInteger(mib) || mib <= 0) {

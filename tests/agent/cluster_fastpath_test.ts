@@ -118,6 +118,27 @@ async function agentPodOn(env: ClusterEnv, node: string): Promise<string | undef
   return out.split(/\s+/).find((x) => x !== "");
 }
 
+/** The guest clock minus the host clock, from the round trip with the least delay. */
+async function guestClockOffset(ip: string): Promise<{ offsetMs: number; errorMs: number }> {
+  let best = { offsetMs: 0, errorMs: Infinity };
+  for (let i = 0; i < 7; i++) {
+    const t1 = Date.now();
+    const g = Number(await fetchText(`http://${ip}:${MONITOR_GUEST_DRIVER_PORT}/now`));
+    const t2 = Date.now();
+    if ((t2 - t1) / 2 < best.errorMs) {
+      best = { offsetMs: g - (t1 + t2) / 2, errorMs: (t2 - t1) / 2 };
+    }
+  }
+  return best;
+}
+
+/** The deployed agent's JSON log lines about VM `ns/name`, parsed. */
+async function agentLog(env: ClusterEnv, pod: string, vm: string): Promise<LogLine[]> {
+  const r = await kubectl(env, ["-n", "kube-system", "logs", pod]);
+  return r.stdout.split("\n").filter((l) => l.startsWith("{") && l.includes(`"${vm}"`))
+    .map((l) => JSON.parse(l) as LogLine);
+}
+
 Deno.test({
   name: "cluster: guest memory hog -> UpscaleRequest < 1 s, agent patches and notifies, " +
     "downscale below usage refused",
@@ -287,16 +308,33 @@ Deno.test({
         return vm?.status?.memorySize === "3Gi" ? vm : undefined;
       }, diagnose);
       progress("VM status follows", { memorySize: grown.status.memorySize });
+      // The order of §3.5 on one clock: the agent's log (host clock) and the monitor's log
+      // (guest clock, shifted by the measured offset).
+      const clockOffset = await guestClockOffset(ip);
       const agentPod = await agentPodOn(env, node);
-      if (agentPod !== undefined) {
-        const r = await kubectl(env, ["-n", "kube-system", "logs", agentPod]);
-        assert.ok(
-          r.stdout.split("\n").some((l) =>
-            l.includes('"msg":"monitor requested upscale"') && l.includes(VM)
-          ),
-          "the agent logged the monitor's request for this VM",
-        );
-      }
+      assert.ok(agentPod !== undefined, `an autoscaler-agent pod on ${node}`);
+      const agentLines = await agentLog(env, agentPod, `${ns}/${VM}`);
+      const hostMs = (guestTs: string) => Date.parse(guestTs) - clockOffset.offsetMs;
+      const got = agentLines.find((l) =>
+        l.msg === "monitor requested upscale" && Date.parse(l.ts) >= hostMs(request.ts) - 2_000
+      );
+      assert.ok(got !== undefined, "the agent logged the monitor's request for this VM");
+      const patched = agentLines.find((l) =>
+        l.msg === "patched VirtualMachine" && Date.parse(l.ts) >= Date.parse(got.ts)
+      );
+      assert.ok(patched !== undefined, "the agent logged its patch after the request");
+      const timeline = {
+        guestClockOffsetMs: Math.round(clockOffset.offsetMs),
+        offsetErrorMs: Math.round(clockOffset.errorMs),
+        agentGotRequestMs: Math.round(Date.parse(got.ts) - hostMs(request.ts)),
+        agentPatchedMs: Math.round(Date.parse(patched.ts) - hostMs(request.ts)),
+        monitorNotifiedMs: Math.round(hostMs(notified.ts) - hostMs(request.ts)),
+      };
+      progress("timeline after the UpscaleRequest (host clock)", timeline);
+      assert.ok(
+        hostMs(notified.ts) + clockOffset.errorMs >= Date.parse(patched.ts),
+        "the monitor was told after the patch",
+      );
 
       // 3. Bounds below what the guest uses: the agent asks, the monitor refuses.
       const cgHeld = await cgroup();
