@@ -3,13 +3,15 @@
  * /neonvm/test/driver.js. Two modes:
  *   serve [port]          HTTP on 0.0.0.0:<port> (default 10380) for the host-side test:
  *                         GET /monitor-log (the vm-monitor's JSON-lines log), GET /cgroup (limits
- *                         and usage of neon-postgres), POST /hog?targetMiB=N (starts the memory hog
+ *                         and usage of neon-postgres), POST /hog?targetMiB=N&fineFromMiB=F (starts the memory hog
  *                         in neon-postgres, answers with its samples once it holds N MiB of anon
  *                         memory), POST /hog/stop, GET /now (the guest's clock, epoch ms).
- *   hog <targetMiB>       the hog itself (run inside the cgroup): touches 2 MiB pieces until the
+ *   hog <targetMiB> [fineFromMiB]
+ *                         the hog itself (run inside the cgroup): touches 2 MiB pieces until the
  *                         cgroup's active_anon + inactive_anon (what the monitor averages) reaches
- *                         the target, printing one JSON line per piece `{"t":<epoch ms>,"anon":n}`
- *                         measured right after it, then `{"held":true}`; holds until killed.
+ *                         the target, printing `{"t":<epoch ms>,"anon":n}` measured right after a
+ *                         piece (every piece from fineFromMiB on, every 16th below), then
+ *                         `{"held":true}`; holds until killed.
  * Both use the guest's wall clock, the one the monitor's log timestamps come from. Test support
  * only: no authentication, must not run anywhere but a throwaway test guest.
  * @module
@@ -42,16 +44,23 @@ function readCgroup(): Record<string, number | string> {
   };
 }
 
-async function hog(targetMiB: number): Promise<void> {
+async function hog(targetMiB: number, fineFromMiB: number): Promise<void> {
   const enc = new TextEncoder();
   const held: Uint8Array[] = [];
   const target = targetMiB * MiB;
+  const fineFrom = fineFromMiB * MiB;
   let i = 0;
-  while (anonBytes() < target) {
+  // Below `fineFrom`, 32 MiB between reads of memory.stat (fast); above, one read per piece.
+  for (let anon = anonBytes(); anon < target;) {
     const a = new Uint8Array(PIECE_BYTES);
     a.fill(1 + (i++ % 250));
     held.push(a);
-    Deno.stdout.writeSync(enc.encode(JSON.stringify({ t: Date.now(), anon: anonBytes() }) + "\n"));
+    if (anon < fineFrom && i % 16 !== 0) {
+      anon += PIECE_BYTES;
+      continue;
+    }
+    anon = anonBytes();
+    Deno.stdout.writeSync(enc.encode(JSON.stringify({ t: Date.now(), anon }) + "\n"));
   }
   Deno.stdout.writeSync(enc.encode(JSON.stringify({ held: true, pieces: held.length }) + "\n"));
   // Hold until killed (stdin stays open while the driver lives).
@@ -60,13 +69,13 @@ async function hog(targetMiB: number): Promise<void> {
 
 let hogProc: Deno.ChildProcess | undefined;
 
-async function startHog(self: string, targetMiB: number): Promise<unknown> {
+async function startHog(self: string, targetMiB: number, fineFromMiB: number): Promise<unknown> {
   if (hogProc !== undefined) throw new Error("a hog is already running");
   const startedAt = Date.now();
   const p = new Deno.Command("/neonvm/bin/sh", {
     args: [
       "-c",
-      `echo $$ > ${CGROUP}/cgroup.procs && exec ${Deno.execPath()} run -A ${self} hog ${targetMiB}`,
+      `echo $$ > ${CGROUP}/cgroup.procs && exec ${Deno.execPath()} run -A ${self} hog ${targetMiB} ${fineFromMiB}`,
     ],
     stdin: "piped",
     stdout: "piped",
@@ -131,9 +140,9 @@ function serve(port: number, self: string): void {
 }
 
 if (import.meta.main) {
-  const [mode, arg] = Deno.args;
+  const [mode, arg, arg2] = Deno.args;
   const self = new URL(import.meta.url).pathname;
-  if (mode === "hog") await hog(Number(arg));
+  if (mode === "hog") await hog(Number(arg), Number(arg2 ?? 0));
   else if (mode === "serve") serve(Number(arg ?? 10380), self);
   else {
     Deno.stderr.writeSync(new TextEncoder().encode("usage: driver.js serve [port] | hog <MiB>\n"));

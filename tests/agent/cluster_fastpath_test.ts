@@ -244,7 +244,9 @@ Deno.test({
       });
       const hog = JSON.parse(
         await fetchText(
-          `http://${ip}:${MONITOR_GUEST_DRIVER_PORT}/hog?targetMiB=${targetMiB}`,
+          `http://${ip}:${MONITOR_GUEST_DRIVER_PORT}/hog?targetMiB=${targetMiB}&fineFromMiB=${
+            Math.floor(thresholdBytes / MiB) - 64
+          }`,
           { method: "POST" },
           240_000,
         ),
