@@ -123,10 +123,11 @@ function serve(port: number, self: string): void {
       if (req.method === "GET" && url.pathname === "/now") return new Response(String(Date.now()));
       if (req.method === "POST" && url.pathname === "/hog") {
         const mib = Number(url.searchParams.get("targetMiB"));
-        if (!Number.isInteger(mib) || mib <= 0) {
-          return new Response("bad targetMiB", { status: 400 });
+        const fine = Number(url.searchParams.get("fineFromMiB") ?? 0);
+        if (!Number.isInteger(mib) || mib <= 0 || !Number.isInteger(fine) || fine < 0) {
+          return new Response("bad targetMiB or fineFromMiB", { status: 400 });
         }
-        return Response.json(await startHog(self, mib));
+        return Response.json(await startHog(self, mib, fine));
       }
       if (req.method === "POST" && url.pathname === "/hog/stop") {
         await stopHog();
