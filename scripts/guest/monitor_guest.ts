@@ -97,20 +97,38 @@ export async function buildMonitorGuest(): Promise<MonitorGuest> {
         },
       },
     });
+    // Older builds are never used again: keep only this one.
+    for await (const e of Deno.readDir(MONITOR_GUEST_DIR)) {
+      if (e.isDirectory && e.name !== hash && /^[0-9a-f]{16}$/.test(e.name)) {
+        await Deno.remove(`${MONITOR_GUEST_DIR}/${e.name}`, { recursive: true });
+      }
+    }
     return { ...paths, image };
   } finally {
     await Deno.remove(work, { recursive: true });
   }
 }
 
-/** Imports the guest into every node whose containerd lacks its image. */
+/**
+ * Imports the guest into every node whose containerd lacks its image, and removes the node's
+ * older monitor-guest images (containerd collects their content).
+ */
 export async function importMonitorGuest(
   guest: MonitorGuest,
   nodes: readonly ImportTarget[],
   logFile: string,
 ): Promise<void> {
   for (const node of nodes) {
-    if ((await listImages(node)).includes(guest.image)) continue;
+    const images = await listImages(node);
+    const stale = images.filter((i) => i.startsWith(`${MONITOR_GUEST_REPO}:`) && i !== guest.image);
+    if (stale.length > 0) {
+      await run(["ctr", "-a", node.containerdSocket, "-n", "k8s.io", "images", "rm", ...stale], {
+        step: `${node.name}.monitor-guest-prune`,
+        logFile,
+        allowFail: true,
+      });
+    }
+    if (images.includes(guest.image)) continue;
     await importArchive(node, guest.imageArchivePath, logFile);
   }
 }
