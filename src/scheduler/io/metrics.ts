@@ -29,6 +29,12 @@ export interface SchedulerMetrics {
   readonly permitLatency: Histogram<"kind">;
   /** `autoscaling_plugin_migrations_created_total` (ours). */
   readonly migrationsCreated: Counter;
+  /**
+   * Counts one permit answer in `requests` and `requestResults` at the cost of a map lookup; the
+   * counts reach the prom-client counters when they are next read (the permit path runs thousands
+   * of times per second, scrapes every few seconds).
+   */
+  readonly countPermitAnswer: (code: number, node: string) => void;
 }
 
 const FIELDS = ["Total", "Reserved", "Committed", "Migrating", "Watermark"] as const;
@@ -80,20 +86,40 @@ export function createMetrics(
       collectNodes(this, "mem");
     },
   });
+  // Permit answers not yet moved into the two counters below, by "code node".
+  const pending = new Map<string, { code: string; node: string; n: number }>();
+  const flushPermitCounts = () => {
+    for (const p of pending.values()) {
+      if (p.n === 0) continue;
+      requests.inc({ code: p.code }, p.n);
+      requestResults.inc({ code: p.code, node: p.node }, p.n);
+      p.n = 0;
+    }
+  };
+  const requests: Counter<"code"> = new Counter({
+    name: "autoscaling_plugin_resource_requests_total",
+    help: "Agent permit requests by HTTP status",
+    labelNames: ["code"],
+    registers: [registry],
+    collect: flushPermitCounts,
+  });
+  const requestResults: Counter<"code" | "node"> = new Counter({
+    name: "autoscaling_plugin_resource_requests_results_total",
+    help: "Agent permit requests by status and node",
+    labelNames: ["code", "node"],
+    registers: [registry],
+    collect: flushPermitCounts,
+  });
   return {
     registry,
-    requests: new Counter({
-      name: "autoscaling_plugin_resource_requests_total",
-      help: "Agent permit requests by HTTP status",
-      labelNames: ["code"],
-      registers: [registry],
-    }),
-    requestResults: new Counter({
-      name: "autoscaling_plugin_resource_requests_results_total",
-      help: "Agent permit requests by status and node",
-      labelNames: ["code", "node"],
-      registers: [registry],
-    }),
+    requests,
+    requestResults,
+    countPermitAnswer: (code, node) => {
+      const k = `${code} ${node}`;
+      const p = pending.get(k);
+      if (p !== undefined) p.n++;
+      else pending.set(k, { code: String(code), node, n: 1 });
+    },
     k8sOps: new Counter({
       name: "autoscaling_plugin_k8s_ops_total",
       help: "Kubernetes API calls by operation, kind and outcome",

@@ -5,10 +5,11 @@
  * returned, anything else is answered from memory and written behind. Requests for the same pod
  * are handled one at a time. Unlike the reference HEAD, which never sets it, the response carries
  * `migrate: {}` when the VM is about to be migrated (D3).
- * The hot path (thousands of requests per second) keeps per-request work small: no logging below
- * warn, metric children looked up once per label set, the answer's JSON text cached per permit,
- * and a request answered from memory is decided synchronously without touching the per-pod queue,
- * which only exists while an increase is being recorded for that pod.
+ * The hot path (thousands of requests per second) keeps per-request work small: the body is
+ * parsed without a stream, no logging below warn, answer counts kept in a map until scraped, the
+ * answer's JSON text cached per permit, and a request answered from memory is decided
+ * synchronously without touching the per-pod queue, which only exists while an increase is being
+ * recorded for that pod.
  * The handler does not talk to the API except through the writer.
  * @module
  */
@@ -96,6 +97,41 @@ export async function readLimited(req: Request, limit: number): Promise<Uint8Arr
 
 const decoder = new TextDecoder();
 
+/** A decoded JSON body, or why there is none. */
+export type JsonBody = { ok: true; value: unknown } | {
+  ok: false;
+  reason: "too large" | "bad JSON";
+};
+
+/**
+ * Reads and parses a JSON body of at most `limit` bytes. With a declared length (HTTP/1.1 framing
+ * makes the body exactly that long) `Request.json()` is used: under Deno.serve it parses the
+ * already received body without building a stream, the permit API's most common case. Without
+ * one (chunked), the body is read through {@linkcode readLimited}.
+ */
+export async function readJsonLimited(req: Request, limit: number): Promise<JsonBody> {
+  const header = req.headers.get("content-length");
+  const declared = header === null ? NaN : Number(header);
+  if (declared > limit) {
+    await req.body?.cancel();
+    return { ok: false, reason: "too large" };
+  }
+  if (Number.isSafeInteger(declared) && declared >= 0) {
+    try {
+      return { ok: true, value: await req.json() };
+    } catch {
+      return { ok: false, reason: "bad JSON" };
+    }
+  }
+  const body = await readLimited(req, limit);
+  if (body === undefined) return { ok: false, reason: "too large" };
+  try {
+    return { ok: true, value: JSON.parse(decoder.decode(body)) };
+  } catch {
+    return { ok: false, reason: "bad JSON" };
+  }
+}
+
 const JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   "content-type": "application/json",
 });
@@ -131,25 +167,7 @@ export function createPermitHandler(o: PermitHandlerOptions): (req: Request) => 
   };
 
   const m = o.metrics;
-  type Inc = { inc: () => void };
-  const requestsByCode = new Map<number, Inc>();
-  const resultsByCodeNode = new Map<string, Inc>();
-  const count = (code: number, node: string) => {
-    if (m === undefined) return;
-    let c = requestsByCode.get(code);
-    if (c === undefined) {
-      c = m.requests.labels({ code: String(code) });
-      requestsByCode.set(code, c);
-    }
-    c.inc();
-    const k = `${code} ${node}`;
-    let r = resultsByCodeNode.get(k);
-    if (r === undefined) {
-      r = m.requestResults.labels({ code: String(code), node });
-      resultsByCodeNode.set(k, r);
-    }
-    r.inc();
-  };
+  const count = (code: number, node: string) => m?.countPermitAnswer(code, node);
   const latencyMemory = m?.permitLatency.labels({ kind: "memory" });
   const latencyPersisted = m?.permitLatency.labels({ kind: "persisted" });
 
@@ -218,16 +236,13 @@ export function createPermitHandler(o: PermitHandlerOptions): (req: Request) => 
       count(400, "");
       return textError(400, "must be POST");
     }
-    const body = await readLimited(req, MAX_BODY_BYTES);
-    let json: unknown;
-    try {
-      if (body === undefined) throw new RangeError("body too large");
-      json = JSON.parse(decoder.decode(body));
-    } catch {
+    const body = await readJsonLimited(req, MAX_BODY_BYTES);
+    if (!body.ok) {
+      // Like Go's MaxBytesReader under a JSON decoder: too long is also "bad JSON".
       count(400, "");
       return textError(400, "bad JSON");
     }
-    const parsed = parseAgentRequest(json);
+    const parsed = parseAgentRequest(body.value);
     if (!parsed.ok) {
       count(400, "");
       return textError(400, "bad JSON");

@@ -7,11 +7,17 @@ import { node, request, testState, vmPod, vmView } from "../core/_fixtures.ts";
 import { upsertNode, upsertPod, upsertVm } from "../core/state.ts";
 import { encodeAgentRequest } from "../../api/permit.ts";
 import { urlPath } from "./server.ts";
+import { createMetrics } from "./metrics.ts";
 import type { SchedulerKube } from "./kube.ts";
-import { createPermitHandler, MAX_BODY_BYTES, readLimited } from "./permit_handler.ts";
+import {
+  createPermitHandler,
+  MAX_BODY_BYTES,
+  readJsonLimited,
+  readLimited,
+} from "./permit_handler.ts";
 import { VmAnnotationWriter } from "./vm_writer.ts";
 
-function handler() {
+function handler(metrics?: ReturnType<typeof createMetrics>) {
   const state = testState();
   upsertNode(state, node("n1", 4000, 8 * GiB));
   upsertPod(state, vmPod("vm", { node: "n1", actual: { cpu: 1000, mem: GiB } }));
@@ -39,6 +45,7 @@ function handler() {
     logger: memoryLogger(),
     clock: new FakeClock(),
     isLeader: () => true,
+    ...(metrics ? { metrics } : {}),
   });
 }
 
@@ -199,5 +206,109 @@ Deno.test("urlPath: the path of absolute URLs, without query or fragment", () =>
       const href = new URL(u).href;
       assert.equal(urlPath(href), new URL(href).pathname);
     }),
+  );
+});
+
+/** A JSON body padded with spaces to exactly `bytes` bytes. */
+function padded(value: unknown, bytes: number): string {
+  const text = JSON.stringify(value);
+  return text + " ".repeat(bytes - new TextEncoder().encode(text).byteLength);
+}
+
+Deno.test("readJsonLimited: declared length, chunked, too large and bad JSON", async () => {
+  const v = { a: [1, "x"] };
+  const withLength = (body: string, length = new TextEncoder().encode(body).byteLength) =>
+    new Request("http://x/", {
+      method: "POST",
+      body,
+      headers: { "content-length": String(length) },
+    });
+  assert.deepEqual(await readJsonLimited(withLength(padded(v, 1024)), 1024), {
+    ok: true,
+    value: v,
+  });
+  assert.deepEqual(await readJsonLimited(withLength(padded(v, 1025)), 1024), {
+    ok: false,
+    reason: "too large",
+  });
+  assert.deepEqual(await readJsonLimited(withLength("{nope"), 1024), {
+    ok: false,
+    reason: "bad JSON",
+  });
+  assert.deepEqual(await readJsonLimited(withLength(""), 1024), { ok: false, reason: "bad JSON" });
+  // No declared length: read through the limited reader.
+  const plain = (body: string) => new Request("http://x/", { method: "POST", body });
+  assert.deepEqual(await readJsonLimited(plain(padded(v, 1024)), 1024), { ok: true, value: v });
+  assert.deepEqual(await readJsonLimited(plain(padded(v, 1025)), 1024), {
+    ok: false,
+    reason: "too large",
+  });
+  assert.deepEqual(await readJsonLimited(plain("[1,"), 1024), { ok: false, reason: "bad JSON" });
+});
+
+Deno.test("permit over real HTTP: 1 KiB bodies pass, longer ones and chunked ones too are checked", async () => {
+  const h = handler();
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, h);
+  const url = `http://127.0.0.1:${server.addr.port}/`;
+  const req = encodeAgentRequest(request("vm", { cpu: 1000, mem: GiB }, { cpu: 1000, mem: GiB }));
+  const ask = async (body: BodyInit, method = "POST") => {
+    const r = await fetch(url, { method, body });
+    return `${r.status} ${(await r.text()).trim()}`;
+  };
+  const ok = `200 {"permit":{"vCPUs":1,"mem":"1Gi"}}`;
+  assert.equal(await ask(padded(req, MAX_BODY_BYTES)), ok);
+  assert.equal(await ask(padded(req, MAX_BODY_BYTES + 1)), "400 bad JSON");
+  assert.equal(await ask("{"), "400 bad JSON");
+  assert.equal(
+    await ask(JSON.stringify({ ...req, protoVersion: 6 })),
+    "400 protocol version mismatch: need v5.0 but got v4.0",
+  );
+  assert.equal(
+    await ask(JSON.stringify({ ...req, pod: { namespace: "default", name: "x" } })),
+    "404 pod not found",
+  );
+  const stream = (s: string) =>
+    new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new TextEncoder().encode(s.slice(0, 100)));
+        c.enqueue(new TextEncoder().encode(s.slice(100)));
+        c.close();
+      },
+    });
+  assert.equal(await ask(stream(padded(req, MAX_BODY_BYTES))), ok);
+  assert.equal(await ask(stream(padded(req, MAX_BODY_BYTES + 1))), "400 bad JSON");
+  assert.equal(await ask(undefined as unknown as BodyInit, "GET"), "400 must be POST");
+});
+
+Deno.test("permit metrics: answers counted by code and node, across scrapes", async () => {
+  const metrics = createMetrics(testState(), {});
+  const h = handler(metrics);
+  const one = { cpu: 1000, mem: GiB };
+  const send = async (body: unknown) => await (await h(post(body))).body?.cancel();
+  await send(encodeAgentRequest(request("vm", one, one)));
+  await send(encodeAgentRequest(request("vm", one, one)));
+  await send(encodeAgentRequest(request("nope", one, one)));
+  await send({ protoVersion: 7 });
+  const line = (text: string, series: string) =>
+    text.split("\n").find((l) => l.startsWith(series + " "))?.split(" ")[1];
+  let text = await metrics.registry.metrics();
+  assert.equal(line(text, `autoscaling_plugin_resource_requests_total{code="200"}`), "2");
+  assert.equal(line(text, `autoscaling_plugin_resource_requests_total{code="404"}`), "1");
+  assert.equal(line(text, `autoscaling_plugin_resource_requests_total{code="400"}`), "1");
+  assert.equal(
+    line(text, `autoscaling_plugin_resource_requests_results_total{code="200",node="n1"}`),
+    "2",
+  );
+  await send(encodeAgentRequest(request("vm", one, one)));
+  text = await metrics.registry.metrics();
+  assert.equal(line(text, `autoscaling_plugin_resource_requests_total{code="200"}`), "3");
+  assert.equal(
+    line(text, `autoscaling_plugin_resource_requests_results_total{code="200",node="n1"}`),
+    "3",
+  );
+  assert.equal(line(text, `autoscaling_plugin_resource_requests_total{code="404"}`), "1");
+  assert.equal(
+    line(text, `autoscaling_plugin_permit_latency_seconds_count{kind="memory"}`),
+    "3",
   );
 });
