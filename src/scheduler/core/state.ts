@@ -185,6 +185,7 @@ export function isMigrating(state: ClusterState, p: PodEntry): boolean {
   if (vm.role === "source") return true;
   if (vm.role === "target") return false;
   if (state.requestedMigrations.has(p.info.uid)) return true;
+  if (state.migrations.size === 0) return false; // the usual case; skips building the name
   const mig = state.migrations.get(key(p.info.namespace, `schedplugin-${p.info.name}`));
   return mig !== undefined && !isFinished(mig);
 }
