@@ -495,15 +495,20 @@ async function run(log: Logger, flags: Flags): Promise<number> {
       intervalMs: 1000,
       describe: () => JSON.stringify(watch.latest ?? {}),
     }).catch(() => log.warn("VM not steady after boot; going on"));
-    // A CPU step starts once the guest's 1-minute load has stopped falling (less than 0.2 down in
-    // the last 30 s): under TCG an idle guest's load is 1.5-2, not 0, and it decays for minutes
-    // after a load.
+    // A step starts once the guest's 1-minute load is flat: it moved less than 0.15 in the last
+    // 30 s and less than 0.25 in the last 60 s. Under TCG an idle guest's load is 1.5-2, not 0;
+    // after a load it decays for minutes (then the VM steps down and the load sits just under
+    // the next scale-up point), and after a step it may still be rising: both would shorten the
+    // next step's reaction. Flat for a minute means within about 0.4 of the idle level.
     const loadSettled = () => {
       const h = guestPoll.history;
       const now = h.at(-1);
-      const ago = h.findLast((g) => now !== undefined && g.tMs <= now.tMs - 30_000);
-      return now?.load1 !== undefined && ago?.load1 !== undefined &&
-        ago.load1 - now.load1 < 0.2;
+      const back = (sec: number) =>
+        h.findLast((g) => now !== undefined && g.tMs <= now.tMs - sec * 1000);
+      const a30 = back(30)?.load1;
+      const a60 = back(60)?.load1;
+      return now?.load1 !== undefined && a30 !== undefined && a60 !== undefined &&
+        Math.abs(now.load1 - a30) < 0.15 && Math.abs(now.load1 - a60) < 0.25;
     };
 
     const waitReady = async (kind: StepKind): Promise<string> => {
