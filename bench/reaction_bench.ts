@@ -518,7 +518,11 @@ async function run(log: Logger, flags: Flags): Promise<number> {
         // Both kinds start from the level the VM holds at idle: CPU and memory move together
         // (one goal in compute units), so after a CPU step memory is high too until the load
         // average has come down.
-        if (kind === "cpu" ? o.cpuUseMilli >= cpuMax : o.memUseBytes >= memMax) return false;
+        // Memory steps stay 2 GiB below the maximum: a guest that fills its 8 GiB maximum was
+        // OOM-killed by the runner pod's memory limit (max + 256 MiB overhead, measured).
+        if (kind === "cpu" ? o.cpuUseMilli >= cpuMax : o.memUseBytes > memMax - 2 * GiB) {
+          return false;
+        }
         return !strict || loadSettled();
       };
       const t0 = Date.now();
