@@ -36,6 +36,7 @@ import { buildKubeSchedulerImage, importIntoNodes } from "../../scripts/demo/ima
 import { DEFAULT_CACHE_DIR } from "../../scripts/cluster/layout.ts";
 import { createLogger } from "../../src/lib/log.ts";
 
+const ROOT = new URL("../../", import.meta.url).pathname;
 const MiB = 1 << 20;
 const VM = "fastpath";
 
@@ -151,6 +152,25 @@ Deno.test({
 
     // The stack: CRDs, scheduler and agents (deploy/local), deployed unless already running.
     await applyCrds(env);
+    // When this test deploys the stack it removes it again, so the suites that run after it (CI's
+    // test:e2e) find the cluster as it was.
+    const deployedHere =
+      (await kubectl(env, ["-n", "kube-system", "get", "daemonset", "autoscaler-agent"])).code !==
+        0;
+    // Disposed last (after the controller below).
+    await using _stack = {
+      async [Symbol.asyncDispose]() {
+        if (!deployedHere) return;
+        await kubectl(env, [
+          "delete",
+          "-k",
+          `${ROOT}deploy/local`,
+          "--ignore-not-found",
+          "--timeout=120s",
+        ]);
+        progress("removed the stack this test deployed");
+      },
+    };
     if (!(await stackReady(env))) {
       progress("deploying the stack (deploy/local)");
       const c = await loadCluster();
