@@ -495,20 +495,16 @@ async function run(log: Logger, flags: Flags): Promise<number> {
       intervalMs: 1000,
       describe: () => JSON.stringify(watch.latest ?? {}),
     }).catch(() => log.warn("VM not steady after boot; going on"));
-    // A step starts once the guest's 1-minute load is flat: it moved less than 0.15 in the last
-    // 30 s and less than 0.25 in the last 60 s. Under TCG an idle guest's load is 1.5-2, not 0;
-    // after a load it decays for minutes (then the VM steps down and the load sits just under
-    // the next scale-up point), and after a step it may still be rising: both would shorten the
-    // next step's reaction. Flat for a minute means within about 0.4 of the idle level.
+    // A step starts once the guest's 1-minute load is flat: it moved less than 0.2 in the last
+    // 30 s. Under TCG an idle guest's load is 1-2, not 0; after a load it decays for minutes (and
+    // the VM steps down, leaving the load just under the next scale-up point), and after a step it
+    // may still be rising: both would shorten the next step's reaction. Flat for 30 s means
+    // within about 0.5 of the idle level (the table shows the load and its gap at t0).
     const loadSettled = () => {
       const h = guestPoll.history;
       const now = h.at(-1);
-      const back = (sec: number) =>
-        h.findLast((g) => now !== undefined && g.tMs <= now.tMs - sec * 1000);
-      const a30 = back(30)?.load1;
-      const a60 = back(60)?.load1;
-      return now?.load1 !== undefined && a30 !== undefined && a60 !== undefined &&
-        Math.abs(now.load1 - a30) < 0.15 && Math.abs(now.load1 - a60) < 0.25;
+      const a30 = h.findLast((g) => now !== undefined && g.tMs <= now.tMs - 30_000)?.load1;
+      return now?.load1 !== undefined && a30 !== undefined && Math.abs(now.load1 - a30) < 0.2;
     };
 
     const waitReady = async (kind: StepKind): Promise<string> => {
