@@ -82,7 +82,7 @@ export function decidePermit(state: ClusterState, req: AgentRequest): PermitOutc
   if (vm === undefined) return refuse(400, "pod is not owned by a VirtualMachine");
   const node = state.nodes.get(nodeName);
   if (node?.info === undefined) return refuse(404, `pod's node ${nodeName} is unknown`);
-  const vmKey = key(pod.info.namespace, vm.vmName);
+  const vmKey = pod.vmKey ?? key(pod.info.namespace, vm.vmName);
   const entry = state.vms.get(vmKey);
 
   const current = rawReservation(state, pod);

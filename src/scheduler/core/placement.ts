@@ -16,6 +16,7 @@ import {
   type PodEntry,
   rawReservation,
   setTentativeNode,
+  vmKeyOf,
 } from "./state.ts";
 
 /** Result of checking one node. */
@@ -23,7 +24,12 @@ export type FitResult = { fits: true; used: Res; total: Res } | { fits: false; r
 
 /** What a new pod would add to a node, in node units. */
 export function podUnits(state: ClusterState, info: PodInfo): Res {
-  const probe: PodEntry = { info, tentativeNode: undefined, contribution: undefined };
+  const probe: PodEntry = {
+    info,
+    vmKey: vmKeyOf(info),
+    tentativeNode: undefined,
+    contribution: undefined,
+  };
   const raw = rawReservation(state, probe);
   return toNodeUnits(raw, info.vm?.overcommitMilli ?? NO_OVERCOMMIT);
 }

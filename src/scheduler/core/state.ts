@@ -70,7 +70,9 @@ export interface Contribution {
 /** A pod's record. */
 export interface PodEntry {
   /** Parsed pod. */
-  info: PodInfo;
+  readonly info: PodInfo;
+  /** `namespace/name` of its VirtualMachine (built once: the permit path looks it up per request). */
+  readonly vmKey: string | undefined;
   /** Node being bound to by our extender before the watch shows `spec.nodeName`. */
   tentativeNode: string | undefined;
   /** What it adds now, if placed. */
@@ -126,6 +128,11 @@ export interface ClusterState {
 /** `namespace/name`. */
 export function key(namespace: string, name: string): string {
   return `${namespace}/${name}`;
+}
+
+/** The `namespace/name` of the VirtualMachine owning a pod, if any. */
+export function vmKeyOf(info: PodInfo): string | undefined {
+  return info.vm === undefined ? undefined : key(info.namespace, info.vm.vmName);
 }
 
 function emptySums(): NodeSums {
@@ -199,25 +206,36 @@ export function isFinished(m: MigrationView): boolean {
 export function rawReservation(state: ClusterState, p: PodEntry): Res {
   const vm = p.info.vm;
   if (vm === undefined) return p.info.requests;
-  const entry = state.vms.get(key(p.info.namespace, vm.vmName));
+  const entry = state.vms.get(p.vmKey ?? key(p.info.namespace, vm.vmName));
   const view = entry?.view;
-  let actual = ZERO;
-  let known = false;
-  if (view?.specUse !== undefined) {
-    actual = max(actual, view.specUse);
-    known = true;
+  // Field by field without intermediate objects: this runs on every permit request.
+  let cpu: number;
+  let mem: number;
+  const specUse = view?.specUse;
+  const actual = vm.actual;
+  if (specUse !== undefined && actual !== undefined) {
+    cpu = Math.max(0, specUse.cpu, actual.cpu);
+    mem = Math.max(0, specUse.mem, actual.mem);
+  } else if (specUse !== undefined || actual !== undefined) {
+    const known = (specUse ?? actual)!;
+    cpu = Math.max(0, known.cpu);
+    mem = Math.max(0, known.mem);
+  } else {
+    // Without any size information fall back to the pod's own requests.
+    cpu = p.info.requests.cpu;
+    mem = p.info.requests.mem;
   }
-  if (vm.actual !== undefined) {
-    actual = max(actual, vm.actual);
-    known = true;
-  }
-  // Without any size information fall back to the pod's own requests.
-  if (!known) actual = p.info.requests;
   const annotated = view !== undefined ? view.approved : vm.podApproved;
-  let raw = actual;
-  if (annotated !== undefined) raw = max(raw, annotated);
-  if (entry?.decision !== undefined) raw = max(raw, entry.decision.approved);
-  return raw;
+  if (annotated !== undefined) {
+    cpu = Math.max(cpu, annotated.cpu);
+    mem = Math.max(mem, annotated.mem);
+  }
+  const decided = entry?.decision?.approved;
+  if (decided !== undefined) {
+    cpu = Math.max(cpu, decided.cpu);
+    mem = Math.max(mem, decided.mem);
+  }
+  return { cpu, mem };
 }
 
 function computeContribution(state: ClusterState, p: PodEntry): Contribution | undefined {
@@ -229,7 +247,7 @@ function computeContribution(state: ClusterState, p: PodEntry): Contribution | u
   const vm = p.info.vm;
   let deniedUnits = ZERO;
   if (vm !== undefined && vm.role !== "target") {
-    const d = state.vms.get(key(p.info.namespace, vm.vmName))?.decision?.denied;
+    const d = state.vms.get(p.vmKey ?? key(p.info.namespace, vm.vmName))?.decision?.denied;
     if (d !== undefined) deniedUnits = toNodeUnits(d, oc);
   }
   return {
@@ -307,6 +325,7 @@ export function upsertPod(state: ClusterState, info: PodInfo): void {
   }
   const entry: PodEntry = {
     info,
+    vmKey: vmKeyOf(info),
     tentativeNode,
     contribution: existing?.contribution,
   };

@@ -86,14 +86,17 @@ export function createMetrics(
       collectNodes(this, "mem");
     },
   });
-  // Permit answers not yet moved into the two counters below, by "code node".
-  const pending = new Map<string, { code: string; node: string; n: number }>();
+  // Permit answers not yet moved into the two counters below, by code, then node (no key string
+  // is built per answer).
+  const pending = new Map<number, Map<string, { n: number }>>();
   const flushPermitCounts = () => {
-    for (const p of pending.values()) {
-      if (p.n === 0) continue;
-      requests.inc({ code: p.code }, p.n);
-      requestResults.inc({ code: p.code, node: p.node }, p.n);
-      p.n = 0;
+    for (const [code, byNode] of pending) {
+      for (const [node, p] of byNode) {
+        if (p.n === 0) continue;
+        requests.inc({ code: String(code) }, p.n);
+        requestResults.inc({ code: String(code), node }, p.n);
+        p.n = 0;
+      }
     }
   };
   const requests: Counter<"code"> = new Counter({
@@ -115,10 +118,14 @@ export function createMetrics(
     requests,
     requestResults,
     countPermitAnswer: (code, node) => {
-      const k = `${code} ${node}`;
-      const p = pending.get(k);
+      let byNode = pending.get(code);
+      if (byNode === undefined) {
+        byNode = new Map();
+        pending.set(code, byNode);
+      }
+      const p = byNode.get(node);
       if (p !== undefined) p.n++;
-      else pending.set(k, { code: String(code), node, n: 1 });
+      else byNode.set(node, { n: 1 });
     },
     k8sOps: new Counter({
       name: "autoscaling_plugin_k8s_ops_total",
