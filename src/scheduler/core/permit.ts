@@ -70,10 +70,17 @@ function refuse(status: 400 | 404 | 503, message: string): PermitRefusal {
   return { kind: "refuse", status, message };
 }
 
-/** Decides the answer to a (version-checked) agent request without changing the state. */
-export function decidePermit(state: ClusterState, req: AgentRequest): PermitOutcome {
+/**
+ * Decides the answer to a (version-checked) agent request without changing the state; `podKey` is
+ * the request's `namespace/name` when the caller has already built it.
+ */
+export function decidePermit(
+  state: ClusterState,
+  req: AgentRequest,
+  podKey: string = key(req.pod.namespace, req.pod.name),
+): PermitOutcome {
   if (!state.synced) return refuse(503, "scheduler state is not synced yet");
-  const uid = state.podsByName.get(key(req.pod.namespace, req.pod.name));
+  const uid = state.podsByName.get(podKey);
   const pod = uid === undefined ? undefined : state.pods.get(uid);
   if (pod === undefined || uid === undefined) return refuse(404, "pod not found");
   const nodeName = pod.info.nodeName;

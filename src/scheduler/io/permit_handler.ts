@@ -23,7 +23,7 @@ import type { Clock } from "../../lib/clock.ts";
 import { errorChainMessage } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import { applyPermit, decidePermit, type PermitGrant } from "../core/permit.ts";
-import type { ClusterState } from "../core/state.ts";
+import { type ClusterState, key } from "../core/state.ts";
 import type { SchedulerMetrics } from "./metrics.ts";
 import type { VmAnnotationWriter } from "./vm_writer.ts";
 
@@ -218,7 +218,7 @@ export function createPermitHandler(o: PermitHandlerOptions): (req: Request) => 
     podKey: string,
     start: number,
   ): Response | Promise<Response> => {
-    const outcome = decidePermit(o.state, agentReq);
+    const outcome = decidePermit(o.state, agentReq, podKey);
     if (outcome.kind === "refuse") {
       count(outcome.status, "");
       return textError(outcome.status, outcome.message);
@@ -257,7 +257,7 @@ export function createPermitHandler(o: PermitHandlerOptions): (req: Request) => 
       count(503, "");
       return textError(503, "this scheduler replica is not the leader");
     }
-    const podKey = `${agentReq.pod.namespace}/${agentReq.pod.name}`;
+    const podKey = key(agentReq.pod.namespace, agentReq.pod.name);
     return await serialised(podKey, () => decide(agentReq, podKey, start));
   };
 
