@@ -95,7 +95,8 @@ export async function readLimited(req: Request, limit: number): Promise<Uint8Arr
   return out;
 }
 
-const decoder = new TextDecoder();
+// Keeps a byte-order mark so JSON.parse rejects it, as Go's decoder and Deno.serve's json() do.
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** A decoded JSON body, or why there is none. */
 export type JsonBody = { ok: true; value: unknown } | {

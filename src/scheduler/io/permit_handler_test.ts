@@ -278,6 +278,20 @@ Deno.test("permit over real HTTP: 1 KiB bodies pass, longer ones and chunked one
   assert.equal(await ask(stream(padded(req, MAX_BODY_BYTES))), ok);
   assert.equal(await ask(stream(padded(req, MAX_BODY_BYTES + 1))), "400 bad JSON");
   assert.equal(await ask(undefined as unknown as BodyInit, "GET"), "400 must be POST");
+  // A byte-order mark is not JSON (Go's decoder rejects it too), declared length or chunked.
+  const bom = new Uint8Array([0xef, 0xbb, 0xbf, ...new TextEncoder().encode(JSON.stringify(req))]);
+  assert.equal(await ask(bom), "400 bad JSON");
+  assert.equal(
+    await ask(
+      new ReadableStream<Uint8Array>({
+        start(c) {
+          c.enqueue(bom);
+          c.close();
+        },
+      }),
+    ),
+    "400 bad JSON",
+  );
 });
 
 Deno.test("permit metrics: answers counted by code and node, across scrapes", async () => {
