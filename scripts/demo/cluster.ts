@@ -402,3 +402,24 @@ export async function memoryPressure(
     output: (r.stdout + r.stderr).trim().slice(-400),
   };
 }
+
+/**
+ * Ends the queries {@linkcode memoryPressure} started on the VM at `ip` (pg_terminate_backend);
+ * resolves with how many it ended.
+ */
+export async function endMemoryPressure(t: LoadTarget, ip: string): Promise<number> {
+  const sql = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity " +
+    "WHERE query LIKE 'SELECT length(repeat(repeat(%' AND pid <> pg_backend_pid()";
+  const r = await kubectl(t.cluster, [
+    "exec",
+    "-n",
+    t.namespace,
+    t.pod,
+    "--",
+    "psql",
+    pgConn(ip),
+    "-tAc",
+    sql,
+  ], { timeoutMs: 60_000 });
+  return r.code === 0 ? Number(r.stdout.trim()) || 0 : 0;
+}
