@@ -23,6 +23,7 @@
  *        [--keep-vm] [--clients 6] [--cpu-seconds 40] [--mem-over-mib 300] [--hold-seconds 25]
  *        [--settle-timeout-seconds 150] [--max-minutes 40] [--kernel runtime|image]
  *        [--no-tcg-tuning] [--out DIR]
+ *        deno run -A bench/reaction_bench.ts --from-json A/reaction.json[,B/reaction.json]
  * @module
  */
 import { parseArgs } from "node:util";
@@ -331,7 +332,8 @@ function stepTable(steps: readonly Step[]): string {
 function summaryTable(steps: readonly Step[], kinds: readonly StepKind[]): string {
   const rows: string[][] = [];
   for (const kind of kinds) {
-    const mine = steps.filter((s) => s.kind === kind);
+    // Steps whose load failed (e.g. the guest was down) measure nothing; they are listed above.
+    const mine = steps.filter((s) => s.kind === kind && s.loadOk);
     const label = kind === "cpu" ? "CPU load" : "memory pressure";
     for (
       const r of [
@@ -354,7 +356,11 @@ function summaryTable(steps: readonly Step[], kinds: readonly StepKind[]): strin
 function breakdownTable(steps: readonly Step[], kinds: readonly StepKind[]): string {
   const rows: string[][] = [];
   const add = (kind: StepKind, label: string, f: (s: Step) => number | undefined) => {
-    const r = summarise(label, steps.filter((s) => s.kind === kind), (s) => f(s as Step));
+    const r = summarise(
+      label,
+      steps.filter((s) => s.kind === kind && s.loadOk),
+      (s) => f(s as Step),
+    );
     rows.push([kind, label, String(r.n), fmtSec(r.p50), fmtSec(r.p95)]);
   };
   for (const kind of kinds) {
@@ -402,8 +408,10 @@ async function main(): Promise<number> {
       kernel: { type: "string", default: "runtime" },
       "no-tcg-tuning": { type: "boolean", default: false },
       out: { type: "string" },
+      "from-json": { type: "string" },
     },
   });
+  if (values["from-json"] !== undefined) return await fromJson(values["from-json"]);
   const stamp = new Date().toISOString().replaceAll(":", "").replace(/\.\d+Z$/, "Z");
   const parsed = FlagsSchema.safeParse({
     steps: Number(values.steps),
@@ -428,6 +436,29 @@ async function main(): Promise<number> {
     return 2;
   }
   return await run(log, parsed.data);
+}
+
+const SavedSchema = z.object({
+  steps: z.array(z.looseObject({ kind: z.enum(["cpu", "memory"]), loadOk: z.boolean() })),
+});
+
+/** Prints the tables again from saved `reaction.json` files (several: their steps together). */
+async function fromJson(files: string): Promise<number> {
+  const steps: Step[] = [];
+  for (const file of files.split(",")) {
+    const saved = SavedSchema.parse(JSON.parse(await Deno.readTextFile(file.trim())));
+    // The schema checks what the tables filter on; the rest was written by this program.
+    steps.push(...(saved.steps as unknown as Step[]));
+  }
+  const kinds = [...new Set(steps.map((s) => s.kind))];
+  const say = (s: string) => Deno.stdout.writeSync(new TextEncoder().encode(s + "\n"));
+  say(`steps from ${files}\n`);
+  say(stepTable(steps));
+  say("");
+  say(summaryTable(steps, kinds));
+  say("\nWhere the time goes (stage to stage):");
+  say(breakdownTable(steps, kinds));
+  return 0;
 }
 
 async function run(log: Logger, flags: Flags): Promise<number> {
