@@ -4,9 +4,10 @@
  * the create request to `status.phase: Running` and to the guest's first console report, then
  * resized +1 vCPU, +1 GiB and −1 GiB, each timed from the spec patch to `status` showing the new
  * size and to the guest itself seeing it (its console reporter, read by following the runner pod's
- * log), then deleted (timed until the VM object and then its runner pod are gone). A fresh VM per run keeps QmpScaling
- * safe: QEMU 7.2 under TCG crashes when a vCPU is hot-added after one was removed, and here every
- * vCPU add is the VM's first. VM status comes from a watch, not polling. Prints p50/p95/min/max.
+ * log), then deleted (timed until the VM object and then its runner pod are gone). A fresh VM per
+ * run keeps QmpScaling safe: QEMU 7.2 under TCG crashes when a vCPU is hot-added after one was
+ * removed, and here every vCPU add is the VM's first. VM status comes from a watch, not polling.
+ * Prints p50/p95/min/max.
  * Runs the controller as a host process in its own namespace (as tests/controller do); hold the
  * cluster lock: `flock /tmp/neonvm-ts-cluster.lock deno run -A bench/controller_cluster_bench.ts`.
  * Options: `--runs N`, `--mode QmpScaling|SysfsScaling` (default QmpScaling).

@@ -195,6 +195,30 @@ export function vmManifest(
   });
 }
 
+/**
+ * Deletes a test namespace with its VMs and migrations. Why the finalizers are dropped: the
+ * suite's controller has already stopped by now, so nothing else would release them and the
+ * namespace would stay Terminating for ever; pods go with their owners.
+ */
+export async function deleteNamespace(env: ClusterEnv, ns: string): Promise<void> {
+  for (const kind of ["virtualmachinemigrations.vm.neon.tech", "virtualmachines.vm.neon.tech"]) {
+    await kubectl(env, ["delete", kind, "--all", "-n", ns, "--wait=false"]);
+    const names = await kubectl(env, ["-n", ns, "get", kind, "-o", "name"]);
+    for (const name of names.stdout.split(/\s+/).filter((x) => x !== "")) {
+      await kubectl(env, [
+        "-n",
+        ns,
+        "patch",
+        name,
+        "--type=merge",
+        "-p",
+        JSON.stringify({ metadata: { finalizers: null } }),
+      ]);
+    }
+  }
+  await kubectl(env, ["delete", "namespace", ns, "--wait=false"]);
+}
+
 /** Runs `fn` in a fresh namespace that is deleted (with its VMs) afterwards. */
 export async function withNamespace(
   env: ClusterEnv,
@@ -206,15 +230,7 @@ export async function withNamespace(
   try {
     await fn(ns);
   } finally {
-    await kubectl(env, [
-      "delete",
-      "virtualmachines.vm.neon.tech",
-      "--all",
-      "-n",
-      ns,
-      "--wait=false",
-    ]);
-    await kubectl(env, ["delete", "namespace", ns, "--wait=false"]);
+    await deleteNamespace(env, ns);
   }
 }
 

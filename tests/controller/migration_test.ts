@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { kubectl, requireCluster } from "../harness/cluster.ts";
 import {
+  deleteNamespace,
   getVm,
   ok,
   prepareCluster,
@@ -121,15 +122,7 @@ Deno.test({
         new TextEncoder().encode(`migration ${sourceNode} -> ${after.status.node}: ${tookMs} ms\n`),
       );
     } finally {
-      await kubectl(env, [
-        "delete",
-        "virtualmachines.vm.neon.tech",
-        "--all",
-        "-n",
-        ns,
-        "--wait=false",
-      ]);
-      await kubectl(env, ["delete", "namespace", ns, "--wait=false"]);
+      await deleteNamespace(env, ns);
     }
   },
 });
