@@ -78,7 +78,11 @@ export const ControllerConfigSchema = z.object({
     .prefault("deno run --cached-only -A /app/src/runner/main.ts"),
   runnerExtraArgs: z.string().default("").transform((s) => s.split(/\s+/).filter((x) => x !== "")),
   runnerOverheadCpu: MilliCpuFlag.default(100),
-  runnerOverheadMemory: BytesFlag.default(256 * 1024 * 1024),
+  // What a runner pod holds besides guest RAM, measured under TCG: translation cache (128 MiB,
+  // bounded by the runner), QEMU itself (~80 MiB), the runner process (~75 MiB) and, on the source
+  // of a live migration, the 256 MiB XBZRLE cache. 256 MiB (the old default) let a guest that
+  // used all of its maximum be OOM-killed by the pod's limit.
+  runnerOverheadMemory: BytesFlag.default(640 * 1024 * 1024),
   runnerPrivileged: z.boolean().default(false),
   runnerCapabilities: z.string().regex(/^[A-Z_]*(,[A-Z_]+)*$/, {
     message: "expected a comma list like NET_ADMIN,SYS_ADMIN",
