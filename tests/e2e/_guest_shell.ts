@@ -65,14 +65,17 @@ export async function guestShell(
   const writer = child.stdin.getWriter();
   try {
     const reading = (async () => {
-      const done = new RegExp(`${marker}:\\d+`);
+      const done = new RegExp(`${marker}E:\\d+`);
       while (!done.test(out)) {
         const r = await reader.read();
         if (r.done) break;
         out += dec.decode(r.value, { stream: true });
       }
     })();
-    await writer.write(new TextEncoder().encode(`\n${command}; echo ${marker}:$?\n`));
+    // The quotes split the markers in the echoed command line, so only the output matches them.
+    await writer.write(
+      new TextEncoder().encode(`\necho ${marker}''S; ${command}; echo ${marker}''E:$?\n`),
+    );
     await Promise.race([
       reading,
       new Promise((_, rej) =>
@@ -93,10 +96,10 @@ export async function guestShell(
     await reader.cancel().catch(() => undefined);
     await child.status;
   }
-  // The guest's terminal echoes the command line: keep what follows it.
-  const echoed = out.lastIndexOf(`${marker}:$?`);
-  const body = out.slice(echoed >= 0 ? echoed + marker.length + 3 : 0);
-  return body.replace(new RegExp(`${marker}:\\d+[\\s\\S]*$`), "").replace(/\r/g, "").trim();
+  const text = out.replace(/\r/g, "");
+  const m = new RegExp(`${marker}S\n([\\s\\S]*?)${marker}E:\\d+`).exec(text);
+  if (!m) throw new Error(`guest shell: no output markers in ${JSON.stringify(text.slice(-500))}`);
+  return m[1]!.trim();
 }
 
 if (import.meta.main) {
