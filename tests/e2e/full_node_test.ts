@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { applyObjects, getVm, kubectl, snapshotOf } from "../../scripts/demo/cluster.ts";
-import { pgbenchRun } from "../../scripts/demo/load.ts";
+import { pgbenchInit, pgbenchRun } from "../../scripts/demo/load.ts";
 import { DEMO_NAMESPACE } from "../../scripts/demo/manifests.ts";
 import { CPU_ONLY, log, ReservationAudit, reservations, settle, withVm } from "./_e2e.ts";
 
@@ -19,6 +19,8 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     await withVm("e2e-full", CPU_ONLY, async (c, vm) => {
+      // pgbench -S needs its tables (the guest's database starts empty).
+      await pgbenchInit(vm.target, vm.ip, 1);
       const s0 = await settle(c, vm.name);
       const node = s0.node!;
       const row = (await reservations(c)).find((r) => r.node === node)!;
@@ -54,6 +56,7 @@ Deno.test({
           audits: audit.rounds,
           tps: bench.tps,
         });
+        assert.equal(bench.code, 0, `pgbench failed: ${bench.tail}`);
         assert.equal(bench.connectionBroken, false, bench.tail);
         assert.ok(s1.cpuUseMilli > s0.cpuUseMilli, "the VM never grew at all");
         assert.ok(

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { type DemoCluster, getVm, kubectlOk, snapshotOf } from "../../scripts/demo/cluster.ts";
-import { pgbenchRun } from "../../scripts/demo/load.ts";
+import { pgbenchInit, pgbenchRun } from "../../scripts/demo/load.ts";
 import { DEMO_NAMESPACE } from "../../scripts/demo/manifests.ts";
 import { waitRollouts } from "../../scripts/demo/stack.ts";
 import { CPU_ONLY, log, settle, withVm } from "./_e2e.ts";
@@ -25,6 +25,8 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     await withVm("e2e-restart", CPU_ONLY, async (c, vm) => {
+      // pgbench -S needs its tables (the guest's database starts empty).
+      await pgbenchInit(vm.target, vm.ip, 1);
       const s0 = await settle(c, vm.name);
       let maxAfterRestarts = 0;
       let restartsDone = false;
