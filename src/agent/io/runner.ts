@@ -126,6 +126,11 @@ export class Runner {
   #dirty = true;
   #workers = 0;
   #unsubscribe: (() => void) | undefined;
+  /**
+   * Target revisions not yet seen in the VM's `status.currentRevision`, with when the core made
+   * them: observed into the scaling latency histogram once the controller reports them applied.
+   */
+  #pendingRevisions: { value: number; flags: number; atMs: number }[] = [];
 
   /** Creates a runner for `vm`; nothing runs until `run`. */
   constructor(deps: RunnerDeps, vm: RunnerVm) {
@@ -163,6 +168,21 @@ export class Runner {
   updateVm(vm: RunnerVm): void {
     this.#vm = vm;
     this.#apply((s) => vmUpdated(s, vm.info));
+    this.#revisionApplied(vm.info.currentRevision?.value);
+  }
+
+  /** Observes the scaling latency of every pending target revision up to `applied`. */
+  #revisionApplied(applied: number | undefined): void {
+    if (applied === undefined || this.#pendingRevisions.length === 0) return;
+    const now = this.#deps.clock.now();
+    this.#pendingRevisions = this.#pendingRevisions.filter((r) => {
+      if (r.value > applied) return true;
+      this.#deps.metrics.latency.scaling.observe(
+        { direction: directionOfFlags(r.flags) },
+        (now - r.atMs) / 1000,
+      );
+      return false;
+    });
   }
 
   /** Data for the state dump. */
@@ -176,9 +196,25 @@ export class Runner {
   }
 
   #apply(fn: (s: State) => State): void {
-    this.#state = fn(this.#state);
+    this.#setState(fn(this.#state));
     this.#dirty = true;
     this.#changed?.();
+  }
+
+  /** Replaces the core state, noting a new target revision for the scaling latency metric. */
+  #setState(next: State): void {
+    const before = this.#state.targetRevision.value;
+    this.#state = next;
+    const rev = next.targetRevision;
+    if (rev.value > before) {
+      // Bounded: a VM whose controller never reports revisions must not grow this list.
+      if (this.#pendingRevisions.length >= 32) this.#pendingRevisions.shift();
+      this.#pendingRevisions.push({
+        value: rev.value,
+        flags: rev.flags,
+        atMs: this.#deps.clock.now(),
+      });
+    }
   }
 
   /** Runs every loop until the signal aborts; rejects only on a bug (a "panic"). */
@@ -252,7 +288,7 @@ export class Runner {
   ): number | undefined {
     const now = this.#deps.clock.now();
     const d = decide(this.#state, now);
-    this.#state = d.state;
+    this.#setState(d.state);
     this.#deps.metrics.nextActions.inc();
     this.#reportGoal(d.goal, now);
     const a: Actions = d.actions;

@@ -79,12 +79,13 @@ function setup() {
     permits.push({ url: req.url, body });
     return Response.json({ permit: body.resources });
   };
+  const metrics = new AgentMetrics();
   const runner = new Runner({
     config,
     core: coreConfigFrom(config),
     clock,
     logger,
-    metrics: new AgentMetrics(),
+    metrics,
     events: { report: () => {} },
     scheduler,
     fetch: fetchFn,
@@ -94,7 +95,7 @@ function setup() {
     },
     random: () => 0,
   }, VM);
-  return { runner, clock, logger, scheduler, permits, patches, state };
+  return { runner, clock, logger, scheduler, permits, patches, state, metrics };
 }
 
 Deno.test("garbage metrics never stop the runner; good metrics drive a permit and a patch", async () => {
@@ -144,6 +145,42 @@ Deno.test("scheduler restart in the middle of an upscale: the new scheduler is a
   await t.clock.advance(0);
   await settle();
   assert.deepEqual(t.runner.state.using, { vCPUs: 1000, mem: 4 * GiB });
+  ctl.abort();
+  await run;
+});
+
+Deno.test("scaling latency is observed once the VM reports the agent's revision applied", async () => {
+  const t = setup();
+  t.state.metrics = metricsText(0.9);
+  const ctl = new AbortController();
+  const run = t.runner.run(ctl.signal);
+  await t.clock.advance(0);
+  await settle();
+  await t.clock.advance(0);
+  await settle();
+  const patch = t.patches.at(-1)!;
+  const rev = patch.find((op) => op.path === "/spec/targetRevision")?.value as {
+    revision: { value: number; flags: number };
+  };
+  assert.ok(rev, "the patch carries spec.targetRevision");
+  const count = async () => {
+    const text = await t.metrics.registry.metrics();
+    const m = /autoscaling_agent_scaling_latency_seconds_count\{direction="inc"\} (\d+)/.exec(text);
+    return m ? Number(m[1]) : 0;
+  };
+  assert.equal(await count(), 0, "nothing before the controller reports the revision");
+  await t.clock.advance(1500);
+  t.runner.updateVm({
+    ...VM,
+    info: { ...VM.info, cpu: { ...VM.info.cpu, use: 1000 }, currentRevision: rev.revision },
+  });
+  assert.equal(await count(), 1);
+  const sum = /autoscaling_agent_scaling_latency_seconds_sum\{direction="inc"\} ([\d.]+)/.exec(
+    await t.metrics.registry.metrics(),
+  );
+  assert.ok(Number(sum?.[1]) >= 1.5, `latency covers the wait: ${sum?.[1]}`);
+  t.runner.updateVm({ ...VM, info: { ...VM.info, currentRevision: rev.revision } });
+  assert.equal(await count(), 1, "a revision is observed once");
   ctl.abort();
   await run;
 });
