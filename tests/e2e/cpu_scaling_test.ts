@@ -3,7 +3,7 @@
  * autoscaling Postgres VM (0.25–2 vCPU) scales it to its maximum, the guest gets the vCPUs, and
  * after the load stops it returns to its minimum; pgbench's connections never break and the VM
  * never restarts. Memory is fixed at 1 GiB (CPU_ONLY in _e2e.ts says why). Needs `deno task
- * cluster:up`; about 7 minutes on a quiet host, bounded to about 15.
+ * cluster:up`; 6 min 47 s measured (host load ~2), bounded to about 15.
  * @module
  */
 import assert from "node:assert/strict";

@@ -3,8 +3,8 @@
  * fit, and nothing is ever over-committed. A filler pod (default-scheduler, pinned to the VM's
  * node) takes all but 1 CPU of the node; the VM then asks for its 2 vCPU maximum under pgbench.
  * Every second during the test the node reservations (VM approvals + other pods' requests, as the
- * scheduler counts them) are audited against allocatable. Needs `deno task cluster:up`; bounded
- * to about 20 minutes.
+ * scheduler counts them) are audited against allocatable. Memory is fixed
+ * at 1 GiB (CPU_ONLY). Needs `deno task cluster:up`; bounded to about 12 minutes.
  * @module
  */
 import assert from "node:assert/strict";
