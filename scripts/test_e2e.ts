@@ -2,7 +2,7 @@
  * `deno task test:e2e`: the multi-process, real-QEMU and cluster suites under tests/, one
  * `deno test` process per file in a fixed order, ending with the whole-stack suites of tests/e2e
  * that fit CI's time limit on a machine without KVM (CPU scaling with pgbench, restarts mid
- * scale-up: 6–7 minutes each here). `deno task test:stack` runs every tests/e2e suite. tests/e2e
+ * scale-up, a nearly full node audited every second: 4–7 minutes each here). `deno task test:stack` runs every tests/e2e suite. tests/e2e
  * goes last, because its deployed controller would act on the other suites' objects.
  * Positionals are directories (every `*_test.ts` in them) or single test files.
  *
@@ -26,6 +26,7 @@ const ORDER = [
   "tests/vm-builder",
   "tests/e2e/cpu_scaling_test.ts",
   "tests/e2e/restart_test.ts",
+  "tests/e2e/full_node_test.ts",
 ];
 
 const log = createLogger("test-e2e");
