@@ -105,8 +105,32 @@ export async function importDelta(
   stagingRoot: string,
   logFile: string,
 ): Promise<{ layersSent: number }> {
+  try {
+    return await importOnce(node, image, stagingRoot, logFile, false);
+  } catch (error) {
+    // Why: ctr import holds no lease, so containerd's garbage collector can drop a parent
+    // snapshot (and its blobs) between the unpacker's check and its use when the image's tag
+    // moves ("parent snapshot ... does not exist"). Seen once after many re-imports; a second,
+    // full import (every layer sent) recreates what was dropped.
+    if (!(error instanceof StepError) || !/does not exist|not found/.test(error.message)) {
+      throw error;
+    }
+    await Deno.writeTextFile(logFile, `retrying with every layer: ${error.message}\n`, {
+      append: true,
+    });
+    return await importOnce(node, image, stagingRoot, logFile, true);
+  }
+}
+
+async function importOnce(
+  node: ImportTarget,
+  image: BuiltImage,
+  stagingRoot: string,
+  logFile: string,
+  full: boolean,
+): Promise<{ layersSent: number }> {
   const step = `${node.name}.image-import`;
-  const have = await contentDigests(node);
+  const have = full ? new Set<string>() : await contentDigests(node);
   const sizes = await Promise.all(image.layers.map(async (l) => (await Deno.stat(l.path)).size));
   const docs = await ociDocuments(image, sizes);
   const staging = `${stagingRoot}/oci-${node.name}.staging`;
