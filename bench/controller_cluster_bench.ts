@@ -27,9 +27,13 @@ import { PodSchema } from "../src/lib/k8s/core_types.ts";
 import { PODS, VIRTUAL_MACHINES } from "../src/lib/k8s/meta.ts";
 import { GUEST_REPORT_PREFIX } from "../scripts/guest/guest_files.ts";
 import { kubectl, requireCluster } from "../tests/harness/cluster.ts";
-import { ok, prepareCluster, startController } from "../tests/controller/_controller_process.ts";
+import {
+  ok,
+  prepareCluster,
+  startController,
+  vmManifest,
+} from "../tests/controller/_controller_process.ts";
 
-const GUEST_IMAGE = Deno.env.get("NEONVM_TEST_GUEST_IMAGE") ?? "localhost/neonvm-ts/test-guest:dev";
 const REPORT_RE = new RegExp(`${GUEST_REPORT_PREFIX} cpus_online=(\\d+) \\S+ memtotal_kib=(\\d+)`);
 
 function out(line: string): void {
@@ -86,23 +90,12 @@ interface GuestReport {
   memTotalKib: number;
 }
 
-function manifest(name: string, mode: string) {
-  return {
-    apiVersion: "vm.neon.tech/v1",
-    kind: "VirtualMachine",
-    metadata: { name },
-    spec: {
-      terminationGracePeriodSeconds: 2,
-      enableSSH: false,
-      cpuScalingMode: mode,
-      guest: {
-        cpus: { min: 1, max: 2, use: 1 },
-        memorySlots: { min: 1, max: 2, use: 1 },
-        memorySlotSize: "1Gi",
-        rootDisk: { image: GUEST_IMAGE, imagePullPolicy: "Never" },
-      },
-    },
-  };
+/** The test guest at 1 of max 2 vCPUs and 1 of max 2 GiB, in CPU scaling `mode`. */
+function manifest(name: string, mode: string): unknown {
+  return JSON.parse(vmManifest(name, { cpuScalingMode: mode }, {
+    cpus: { min: 1, max: 2, use: 1 },
+    memorySlots: { min: 1, max: 2, use: 1 },
+  }));
 }
 
 /** Follows a pod's log through the API and feeds guest reports to `sink` until `signal`. */
