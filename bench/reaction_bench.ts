@@ -38,6 +38,7 @@ import { loadClusterAccess } from "../src/lib/k8s/kubeconfig.ts";
 import { createLogger, type Logger } from "../src/lib/log.ts";
 import { DEFAULT_CACHE_DIR } from "../scripts/cluster/layout.ts";
 import {
+  agentPodsOn,
   type DemoCluster,
   endMemoryPressure,
   kubectl,
@@ -196,19 +197,7 @@ class GuestPoller {
 
 /** The agent pod on `node`, if any. */
 async function agentPodOn(c: DemoCluster, node: string): Promise<string | undefined> {
-  const r = await kubectl(c, [
-    "get",
-    "pods",
-    "-n",
-    "kube-system",
-    "-l",
-    "app.kubernetes.io/name=autoscaler-agent",
-    "--field-selector",
-    `spec.nodeName=${node}`,
-    "-o",
-    "jsonpath={.items[0].metadata.name}",
-  ], { timeoutMs: 20_000 });
-  return r.code === 0 && r.stdout.trim() ? r.stdout.trim() : undefined;
+  return (await agentPodsOn(c, node))[0];
 }
 
 /** Sums and counts of the agent's request-latency histograms (direction `inc`), by kind. */

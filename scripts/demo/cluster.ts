@@ -423,3 +423,20 @@ export async function endMemoryPressure(t: LoadTarget, ip: string): Promise<numb
   ], { timeoutMs: 60_000 });
   return r.code === 0 ? Number(r.stdout.trim()) || 0 : 0;
 }
+
+/** Names of the autoscaler-agent pods on `node` (one, unless a rollout is replacing it). */
+export async function agentPodsOn(c: DemoCluster, node: string): Promise<string[]> {
+  const r = await kubectl(c, [
+    "get",
+    "pods",
+    "-n",
+    "kube-system",
+    "-l",
+    "app.kubernetes.io/name=autoscaler-agent",
+    "--field-selector",
+    `spec.nodeName=${node}`,
+    "-o",
+    "jsonpath={.items[*].metadata.name}",
+  ], { timeoutMs: 20_000 });
+  return r.code === 0 ? r.stdout.trim().split(/\s+/).filter((x) => x !== "") : [];
+}

@@ -6,7 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { getVm, kubectl, snapshotOf } from "../../scripts/demo/cluster.ts";
+import { agentPodsOn, getVm, kubectl, snapshotOf } from "../../scripts/demo/cluster.ts";
 import { memoryHog } from "../../scripts/demo/load.ts";
 import { DEMO_NAMESPACE } from "../../scripts/demo/manifests.ts";
 import { GiB } from "../../src/api/quantity.ts";
@@ -20,20 +20,8 @@ async function agentLog(
   vm: string,
   sinceIso: string,
 ): Promise<string[]> {
-  const pods = await kubectl(c, [
-    "get",
-    "pods",
-    "-n",
-    "kube-system",
-    "-l",
-    "app.kubernetes.io/name=autoscaler-agent",
-    "--field-selector",
-    `spec.nodeName=${node}`,
-    "-o",
-    "jsonpath={.items[*].metadata.name}",
-  ]);
   const lines: string[] = [];
-  for (const p of pods.stdout.trim().split(/\s+/).filter(Boolean)) {
+  for (const p of await agentPodsOn(c, node)) {
     const r = await kubectl(c, ["logs", "-n", "kube-system", p, `--since-time=${sinceIso}`]);
     lines.push(...r.stdout.split("\n").filter((l) => l.includes(`${DEMO_NAMESPACE}/${vm}`)));
   }
