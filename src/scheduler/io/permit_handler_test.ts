@@ -17,20 +17,17 @@ import {
 } from "./permit_handler.ts";
 import { VmAnnotationWriter } from "./vm_writer.ts";
 
-function handler(metrics?: ReturnType<typeof createMetrics>) {
-  const state = testState();
-  upsertNode(state, node("n1", 4000, 8 * GiB));
-  upsertPod(state, vmPod("vm", { node: "n1", actual: { cpu: 1000, mem: GiB } }));
-  upsertVm(state, vmView("vm", { cpu: 1000, mem: GiB }));
-  const kube: SchedulerKube = {
-    patchVm: () => Promise.resolve({ metadata: { name: "vm", namespace: "default" } }),
-    getVm: () => Promise.resolve({ metadata: { name: "vm", namespace: "default" } }),
-    getPod: () => Promise.reject(new Error("unused")),
-    bindPod: () => Promise.reject(new Error("unused")),
-    createMigration: () => Promise.reject(new Error("unused")),
-    deleteMigration: () => Promise.reject(new Error("unused")),
-  };
-  const writer = new VmAnnotationWriter({
+/** The API calls the permit path never makes. */
+const UNUSED_KUBE = {
+  getPod: () => Promise.reject(new Error("unused")),
+  bindPod: () => Promise.reject(new Error("unused")),
+  createMigration: () => Promise.reject(new Error("unused")),
+  deleteMigration: () => Promise.reject(new Error("unused")),
+} satisfies Partial<SchedulerKube>;
+
+/** The annotation writer over `kube` on a fake clock. */
+function writerFor(state: ReturnType<typeof testState>, kube: SchedulerKube): VmAnnotationWriter {
+  return new VmAnnotationWriter({
     state,
     kube,
     applyVm: () => {},
@@ -39,6 +36,19 @@ function handler(metrics?: ReturnType<typeof createMetrics>) {
     retryMs: 1000,
     signal: new AbortController().signal,
   });
+}
+
+function handler(metrics?: ReturnType<typeof createMetrics>) {
+  const state = testState();
+  upsertNode(state, node("n1", 4000, 8 * GiB));
+  upsertPod(state, vmPod("vm", { node: "n1", actual: { cpu: 1000, mem: GiB } }));
+  upsertVm(state, vmView("vm", { cpu: 1000, mem: GiB }));
+  const kube: SchedulerKube = {
+    patchVm: () => Promise.resolve({ metadata: { name: "vm", namespace: "default" } }),
+    getVm: () => Promise.resolve({ metadata: { name: "vm", namespace: "default" } }),
+    ...UNUSED_KUBE,
+  };
+  const writer = writerFor(state, kube);
   return createPermitHandler({
     state,
     writer,
@@ -129,20 +139,9 @@ Deno.test("permit: a pod's requests wait while its increase is recorded; other p
         })
       ),
     getVm: () => Promise.reject(new Error("unused")),
-    getPod: () => Promise.reject(new Error("unused")),
-    bindPod: () => Promise.reject(new Error("unused")),
-    createMigration: () => Promise.reject(new Error("unused")),
-    deleteMigration: () => Promise.reject(new Error("unused")),
+    ...UNUSED_KUBE,
   };
-  const writer = new VmAnnotationWriter({
-    state,
-    kube,
-    applyVm: () => {},
-    logger: memoryLogger(),
-    clock: new FakeClock(),
-    retryMs: 1000,
-    signal: new AbortController().signal,
-  });
+  const writer = writerFor(state, kube);
   const h = createPermitHandler({
     state,
     writer,
