@@ -24,7 +24,7 @@ import type { Logger } from "../../src/lib/log.ts";
 import type { KubeClient } from "../../src/lib/k8s/client.ts";
 import { VIRTUAL_MACHINES } from "../../src/lib/k8s/meta.ts";
 import type { LoadTarget } from "./load.ts";
-import { pgConn } from "./manifests.ts";
+import { memoryPressureSql, pgConn } from "./manifests.ts";
 import type { VmObservation } from "./timeline.ts";
 
 /** The running local cluster as the demo uses it. */
@@ -386,7 +386,7 @@ export async function memoryPressure(
   holdSec: number,
 ): Promise<{ ok: boolean; seconds: number; output: string }> {
   const t0 = performance.now();
-  const sql = `SELECT length(repeat(repeat('x', 1048576), ${mib})), pg_sleep(${holdSec})`;
+  const sql = memoryPressureSql(mib, holdSec);
   const one = `psql "${pgConn(ip)}" -tAc "${sql}" 2>&1`;
   const script = [
     "rc=0; pids=''",

@@ -1,6 +1,6 @@
 /**
  * The demo's workloads, run inside the load pod with `kubectl exec`: wait for Postgres, pgbench
- * initialisation, a CPU-heavy pgbench run, and a memory-heavy query. Also the background sampler
+ * initialisation and a CPU-heavy pgbench run (the memory-heavy queries are in cluster.ts). Also the background sampler
  * that records the VM and guest metrics once per interval. Must not touch other pods.
  * @module
  */
@@ -12,7 +12,7 @@ import {
   snapshotOf,
   type VmSnapshot,
 } from "./cluster.ts";
-import { memoryHogSql, pgConn } from "./manifests.ts";
+import { pgConn } from "./manifests.ts";
 import type { Point } from "./timeline.ts";
 
 /** Where the load runs. */
@@ -106,34 +106,6 @@ export async function pgbenchRun(
     (opts.seconds + 120) * 1000,
   );
   return parsePgbench(r.code, r.stdout + r.stderr);
-}
-
-/**
- * Runs `parallel` copies of the memory hog query at once (each holds ~`mib` MiB, Postgres caps one
- * string at 1 GiB); resolves with whether all finished and how long it took.
- */
-export async function memoryHog(
-  t: LoadTarget,
-  ip: string,
-  mib: number,
-  holdSec: number,
-  timeoutMs: number,
-  parallel = 1,
-): Promise<{ ok: boolean; seconds: number; output: string }> {
-  const t0 = performance.now();
-  const sql = memoryHogSql(mib, holdSec).replaceAll("'", "'\\''");
-  const one = `psql "${pgConn(ip)}" -tAc '${sql}' 2>&1`;
-  const script = parallel <= 1 ? one : [
-    "rc=0; pids=''",
-    `for i in $(seq ${parallel}); do ${one} & pids="$pids $!"; done`,
-    "for p in $pids; do wait $p || rc=1; done; exit $rc",
-  ].join("\n");
-  const r = await execInLoadPod(t, script, timeoutMs);
-  return {
-    ok: r.code === 0,
-    seconds: Math.round((performance.now() - t0) / 100) / 10,
-    output: (r.stdout + r.stderr).trim().slice(-400),
-  };
 }
 
 /** Records the VM and its guest's metrics every `intervalMs` until stopped. */

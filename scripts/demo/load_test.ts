@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { parsePgbench } from "./load.ts";
-import { demoVm, loadPod, memoryHogSql } from "./manifests.ts";
+import { demoVm, loadPod, memoryPressureSql } from "./manifests.ts";
 import { VirtualMachineSchema } from "../../src/api/virtualmachine.ts";
 
 const OK_OUTPUT = `pgbench (15.14 (Debian 15.14-0+deb12u1))
@@ -54,7 +54,9 @@ Deno.test("the demo VM is a valid VirtualMachine with autoscaling on and the gue
 Deno.test("load pod and memory query", () => {
   const p = loadPod("l", "img") as { spec: { containers: { image: string }[] } };
   assert.equal(p.spec.containers[0]?.image, "img");
-  const sql = memoryHogSql(100, 5);
-  assert.match(sql, /generate_series\(1, 102400\)/);
+  const sql = memoryPressureSql(100, 5);
+  assert.match(sql, /repeat\(repeat\('x', 1048576\), 100\)/);
   assert.match(sql, /pg_sleep\(5\)/);
+  // Postgres refuses a repeat count below 1; a fraction of a MiB still asks for one.
+  assert.match(memoryPressureSql(0.2, 1), /, 1\)\)/);
 });

@@ -133,11 +133,11 @@ export function pgConn(ip: string): string {
 }
 
 /**
- * A query that builds a string of about `mib` MiB in one backend (constant 1 KiB pieces, cheap
- * under TCG) and holds it for `holdSec` seconds (the demo's memory-heavy phase).
+ * A query that builds one string of `mib` MiB in its backend with `repeat()` (memcpy, hardly any
+ * CPU even under TCG, so it raises memory and not the load average) and holds it for `holdSec`
+ * seconds. Postgres caps one string at 1 GiB: run several for more.
  */
-export function memoryHogSql(mib: number, holdSec: number): string {
-  const rows = Math.max(1, Math.round(mib * 1024)); // 1 KiB per row
-  return `SELECT length(s), pg_sleep(${holdSec}) FROM (SELECT string_agg(repeat('x', 1023), ',') ` +
-    `AS s FROM generate_series(1, ${rows}) g) x;`;
+export function memoryPressureSql(mib: number, holdSec: number): string {
+  return `SELECT length(repeat(repeat('x', 1048576), ${Math.max(1, Math.round(mib))})), ` +
+    `pg_sleep(${holdSec})`;
 }

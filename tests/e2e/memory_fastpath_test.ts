@@ -6,8 +6,13 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { agentPodsOn, getVm, kubectl, snapshotOf } from "../../scripts/demo/cluster.ts";
-import { memoryHog } from "../../scripts/demo/load.ts";
+import {
+  agentPodsOn,
+  getVm,
+  kubectl,
+  memoryPressure,
+  snapshotOf,
+} from "../../scripts/demo/cluster.ts";
 import { DEMO_NAMESPACE } from "../../scripts/demo/manifests.ts";
 import { GiB } from "../../src/api/quantity.ts";
 import { log, settle, TCG, withVm } from "./_e2e.ts";
@@ -53,13 +58,14 @@ Deno.test({
           await new Promise((r) => setTimeout(r, 1000));
         }
       })();
-      // Per GiB the VM has, one backend building 700 MiB of text: string_agg doubles its buffer
-      // to 1 GiB (and holds both while copying), more than the guest has. (Postgres refuses
-      // strings above 1 GiB, hence parallel queries rather than one bigger one.)
-      // At most 2 (peak ~2.8 GiB), so the demand stays below the 4 GiB maximum: plugging memory
-      // under TCG takes 10–20 s per GiB, and a smaller maximum keeps the suite short.
+      // Per GiB the VM has, one backend holding 700 MiB, more than a 1 GiB guest can give its
+      // Postgres cgroup. The string is filled by repeat() (memcpy): a string_agg hog took a
+      // minute of emulated CPU, the load average rose, and the agent's periodic path scaled CPU
+      // and memory together (compute units) before the monitor saw any pressure. A sudden rise
+      // is what the fast path is for. At most 2 backends (peak ~1.6 GiB) keep the demand below
+      // the 4 GiB maximum.
       const parallel = Math.min(2, Math.max(1, Math.round(before.memUseBytes / GiB)));
-      const hog = await memoryHog(vm.target, vm.ip, 700, 10, 6 * 60_000, parallel);
+      const hog = await memoryPressure(vm.target, vm.ip, 700, parallel, 10);
       watching = false;
       await watch;
       const after = snapshotOf((await getVm(c, DEMO_NAMESPACE, vm.name))!);
