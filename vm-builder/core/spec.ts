@@ -86,31 +86,81 @@ export function parseBuilderSpec(doc: unknown, source: string): BuilderSpec {
 /** One step of the supported `merge` subset. */
 export type MergeStep =
   | { readonly kind: "copy"; readonly sources: readonly string[]; readonly dest: string }
-  | { readonly kind: "run"; readonly shell: string }
+  | {
+    readonly kind: "run";
+    /** 1-based line of `merge` where the instruction starts. */
+    readonly line: number;
+    /** The command as written (continuations joined), for logs and errors. */
+    readonly command: string;
+    /** What runs inside the image: `/bin/sh -c <command>`, or the exec-form array as is. */
+    readonly argv: readonly string[];
+  }
   | { readonly kind: "env"; readonly name: string; readonly value: string };
+
+/** A RUN step. */
+export type RunStep = Extract<MergeStep, { kind: "run" }>;
+
+/** A blank line or a `#` comment line, which Docker skips (also inside a continuation). */
+function isSkippable(raw: string): boolean {
+  const t = raw.trim();
+  return t === "" || t.startsWith("#");
+}
+
+/**
+ * Splits `merge` text into logical instructions the way a Dockerfile does: a line ending in `\`
+ * (optionally followed by blanks) continues on the next line, and the backslash, the blanks after
+ * it and the newline are removed, wherever they are (also inside quotes). Comment and blank lines
+ * inside a continuation are skipped. Fixes a bug where the newline was kept, so the shell saw two
+ * commands (`apt-get install -y \` + `curl` ran `apt-get install -y`, then `curl`).
+ */
+function logicalLines(text: string): { line: string; no: number }[] {
+  const out: { line: string; no: number }[] = [];
+  let buf: string | undefined;
+  let start = 0;
+  text.split("\n").forEach((rawLine, i) => {
+    const raw = rawLine.endsWith("\r") ? rawLine.slice(0, -1) : rawLine;
+    if (isSkippable(raw)) return;
+    if (buf === undefined) {
+      buf = "";
+      start = i + 1;
+    }
+    const cont = /\\[ \t]*$/.exec(raw);
+    if (cont) buf += raw.slice(0, cont.index);
+    else {
+      out.push({ line: buf + raw, no: start });
+      buf = undefined;
+    }
+  });
+  if (buf !== undefined) out.push({ line: buf, no: start });
+  return out;
+}
+
+/**
+ * The argv of an exec-form RUN (`RUN ["cmd", "arg"]`), or undefined for shell form. As in Docker,
+ * only a valid JSON array of strings is exec form; anything else (`RUN [ -f /x ] && y`) is a shell
+ * command. Fixes a bug where every command starting with `[` was taken as exec form.
+ */
+function execForm(rest: string): string[] | undefined {
+  if (!rest.startsWith("[") || !rest.endsWith("]")) return undefined;
+  let doc: unknown;
+  try {
+    doc = JSON.parse(rest);
+  } catch {
+    return undefined; // not JSON: shell form
+  }
+  const r = z.array(z.string()).safeParse(doc);
+  return r.success ? r.data : undefined;
+}
 
 /**
  * Parses `merge` (Dockerfile instructions) into steps. Supported: `COPY <file>... <dest>` from the
- * spec's `files`, `RUN <shell>` (run as root in the image via chroot) and `ENV`. Why a subset: the
- * reference hands `merge` to Docker; we have no Docker daemon, and these three cover its uses.
+ * spec's `files`, `RUN` in shell form (`/bin/sh -c`) or exec form (a JSON array of strings), run as
+ * root in the image via chroot, and `ENV`. Why a subset: the reference hands `merge` to Docker; we
+ * have no Docker daemon, and these three cover its uses.
  */
 export function parseMerge(text: string, fileNames: ReadonlySet<string>): MergeStep[] {
   const steps: MergeStep[] = [];
-  // Join continuation lines, drop comments and blanks.
-  const logical: { line: string; no: number }[] = [];
-  let buf = "";
-  let start = 0;
-  text.split("\n").forEach((raw, i) => {
-    if (buf === "" && (raw.trim() === "" || raw.trim().startsWith("#"))) return;
-    if (buf === "") start = i + 1;
-    if (raw.endsWith("\\")) buf += raw.slice(0, -1) + "\n";
-    else {
-      logical.push({ line: buf + raw, no: start });
-      buf = "";
-    }
-  });
-  if (buf !== "") logical.push({ line: buf, no: start });
-  for (const { line, no } of logical) {
+  for (const { line, no } of logicalLines(text)) {
     const m = /^\s*([A-Za-z]+)\s+([\s\S]*)$/.exec(line);
     const fail = (why: string): never => {
       throw new ParseError(`Invalid vm-builder spec: merge line ${no}: ${why}`, {
@@ -121,10 +171,14 @@ export function parseMerge(text: string, fileNames: ReadonlySet<string>): MergeS
     const op = m![1]!.toUpperCase();
     const rest = m![2]!.trim();
     switch (op) {
-      case "RUN":
-        if (rest.startsWith("[")) fail("exec-form RUN is not supported; use shell form");
-        steps.push({ kind: "run", shell: rest });
+      case "RUN": {
+        if (rest === "") fail("RUN needs a command");
+        const argv = execForm(rest);
+        if (argv !== undefined && argv.length === 0) fail("exec-form RUN needs a command");
+        if ((argv ?? [rest]).some((a) => a.includes("\0"))) fail("RUN must not contain NUL");
+        steps.push({ kind: "run", line: no, command: rest, argv: argv ?? ["/bin/sh", "-c", rest] });
         break;
+      }
       case "COPY": {
         const words = rest.split(/\s+/).filter((w) => !w.startsWith("--chown="));
         if (words.some((w) => w.startsWith("--"))) {
@@ -154,4 +208,45 @@ export function parseMerge(text: string, fileNames: ReadonlySet<string>): MergeS
     }
   }
   return steps;
+}
+
+/** How a RUN ended: exit code, the signal that killed it (if any), stdout and stderr interleaved. */
+export interface RunOutcome {
+  readonly code: number;
+  readonly signal: string | null;
+  readonly output: string;
+}
+
+/** Lines of output kept in a failed RUN's error. */
+export const RUN_ERROR_TAIL_LINES = 20;
+/** Characters of output kept in a failed RUN's error. */
+export const RUN_ERROR_TAIL_CHARS = 2000;
+/** Characters of the command kept in a failed RUN's error. */
+const RUN_ERROR_COMMAND_CHARS = 200;
+
+/** The last `maxLines` lines of `text`, at most `maxChars` characters, trailing blanks dropped. */
+export function outputTail(text: string, maxLines: number, maxChars: number): string {
+  const lines = text.replace(/\s+$/, "").split("\n").slice(-maxLines);
+  let tail = lines.join("\n");
+  if (tail.length > maxChars) tail = "…" + tail.slice(-maxChars);
+  return tail;
+}
+
+/**
+ * The error text for a failed RUN: its line, its command, the exit code (or signal) and the tail of
+ * its own output. Fixes a bug where the error showed the last lines of whatever the command printed
+ * to stdout after stderr, which for `RUN env \` + `...` was the host's environment.
+ */
+export function runFailureMessage(step: RunStep, outcome: RunOutcome): string {
+  const cmd = step.command.length > RUN_ERROR_COMMAND_CHARS
+    ? step.command.slice(0, RUN_ERROR_COMMAND_CHARS) + "…"
+    : step.command;
+  const how = outcome.signal !== null
+    ? `was killed by signal ${outcome.signal}`
+    : `failed with exit code ${outcome.code}`;
+  const tail = outputTail(outcome.output, RUN_ERROR_TAIL_LINES, RUN_ERROR_TAIL_CHARS);
+  const shown = tail === ""
+    ? " (no output)"
+    : `\n  last output:\n${tail.split("\n").map((l) => `  | ${l}`).join("\n")}`;
+  return `merge RUN at line ${step.line} ${how}: ${cmd}${shown}`;
 }

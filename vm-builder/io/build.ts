@@ -179,12 +179,15 @@ export async function buildImage(opts: BuildOptions, log: Logger): Promise<Build
       log,
       "merge",
       () =>
-        applyMerge(
-          rootfs,
-          mergeSteps,
+        applyMerge(rootfs, mergeSteps, {
           files,
-          (shell, output) => log.debug("merge RUN output", { shell, output: output.slice(-2000) }),
-        ),
+          onRunOutput: (s, output) =>
+            log.debug("merge RUN output", {
+              line: s.line,
+              command: s.command,
+              output: output.slice(-2000),
+            }),
+        }),
       { steps: mergeSteps.length },
     );
     const runtime = { ...baseRuntime, env: [...baseRuntime.env, ...extraEnv] };

@@ -74,6 +74,8 @@ export function requireTools(tools: readonly string[]): void {
 export interface RunOptions {
   readonly cwd?: string;
   readonly env?: Readonly<Record<string, string>>;
+  /** Start from an empty environment instead of adding `env` to the builder's own. */
+  readonly clearEnv?: boolean;
   readonly stdin?: Uint8Array;
   readonly signal?: AbortSignal;
 }
@@ -90,6 +92,7 @@ export async function run(
     args: [...args],
     cwd: opts.cwd,
     env: opts.env ? { ...opts.env } : undefined,
+    clearEnv: opts.clearEnv ?? false,
     stdin: opts.stdin ? "piped" : "null",
     stdout: "piped",
     stderr: "piped",
@@ -110,6 +113,44 @@ export async function run(
     );
   }
   return dec.decode(out.stdout);
+}
+
+/** How a {@linkcode runCombined} run ended. */
+export interface CombinedResult {
+  readonly code: number;
+  readonly signal: string | null;
+  /** stdout and stderr interleaved in the order they were written. */
+  readonly output: string;
+}
+
+/**
+ * Runs a tool to completion with stderr sent into stdout (through the host's /bin/sh, so the two
+ * interleave as written); returns the exit code, signal and output instead of throwing on failure.
+ * Throws MissingToolError for a missing tool.
+ */
+export async function runCombined(
+  cmd: string,
+  args: readonly string[],
+  opts: Omit<RunOptions, "stdin"> = {},
+): Promise<CombinedResult> {
+  const path = cmd.startsWith("/") ? cmd : findTool(cmd);
+  if (path === undefined) throw new MissingToolError(cmd, TOOL_PACKAGES[cmd] ?? "unknown");
+  const out = await new Deno.Command("/bin/sh", {
+    args: ["-c", 'exec "$@" 2>&1', "sh", path, ...args],
+    cwd: opts.cwd,
+    env: opts.env ? { ...opts.env } : undefined,
+    clearEnv: opts.clearEnv ?? false,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: opts.signal,
+  }).output();
+  const dec = new TextDecoder();
+  return {
+    code: out.code,
+    signal: out.signal,
+    output: dec.decode(out.stdout) + dec.decode(out.stderr),
+  };
 }
 
 /** Runs `fn` as a named step, logging `step started` / `step done` (with elapsedMs) or failure. */

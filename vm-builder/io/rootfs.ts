@@ -13,8 +13,8 @@ import {
   parseModulesDep,
   renderModulesDep,
 } from "../core/modules.ts";
-import type { MergeStep } from "../core/spec.ts";
-import { run } from "./exec.ts";
+import { type MergeStep, runFailureMessage, type RunOutcome, type RunStep } from "../core/spec.ts";
+import { run, runCombined } from "./exec.ts";
 
 /**
  * Resolves `path` (absolute, guest view) to a host path inside `root`, following symlinks as the
@@ -116,15 +116,41 @@ export interface ContextFile {
   readonly hostPath: string;
 }
 
-/** Applies `merge` steps; returns extra `NAME=value` env entries from ENV steps. */
+/** Environment of a merge RUN: only this, never the builder's own (PATH and HOME as in Docker). */
+export const MERGE_RUN_ENV: Readonly<Record<string, string>> = {
+  PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+  HOME: "/root",
+};
+
+/** A merge RUN step exited non-zero or was killed. */
+export class MergeRunError extends Error {
+  /** Creates the error naming the step's line and command, its exit code and its output tail. */
+  constructor(readonly step: RunStep, readonly outcome: RunOutcome) {
+    super(runFailureMessage(step, outcome));
+    this.name = "MergeRunError";
+  }
+}
+
+/** Options for {@linkcode applyMerge}. */
+export interface ApplyMergeOptions {
+  /** Spec files available to COPY. */
+  readonly files: readonly ContextFile[];
+  /** Called with each successful RUN and its output (stdout and stderr interleaved). */
+  readonly onRunOutput?: (step: RunStep, output: string) => void;
+}
+
+/**
+ * Applies `merge` steps; returns extra `NAME=value` env entries from ENV steps. A RUN runs its argv
+ * in the root via chroot with only {@linkcode MERGE_RUN_ENV} (the builder's environment used to
+ * leak into it); a failing RUN throws MergeRunError.
+ */
 export async function applyMerge(
   root: string,
   steps: readonly MergeStep[],
-  files: readonly ContextFile[],
-  onRunOutput: (shell: string, output: string) => void,
+  opts: ApplyMergeOptions,
 ): Promise<string[]> {
   const env: string[] = [];
-  const byName = new Map(files.map((f) => [f.filename, f.hostPath]));
+  const byName = new Map(opts.files.map((f) => [f.filename, f.hostPath]));
   for (const s of steps) {
     switch (s.kind) {
       case "copy":
@@ -141,17 +167,17 @@ export async function applyMerge(
         const procDir = `${root}/proc`;
         const hasProc = await Deno.stat(procDir).then((st) => st.isDirectory, () => false);
         if (hasProc) await run("mount", ["-t", "proc", "proc", procDir]);
+        let outcome: RunOutcome;
         try {
-          const out = await run("chroot", [root, "/bin/sh", "-c", s.shell], {
-            env: {
-              PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-              HOME: "/root",
-            },
+          outcome = await runCombined("chroot", [root, ...s.argv], {
+            env: MERGE_RUN_ENV,
+            clearEnv: true,
           });
-          onRunOutput(s.shell, out);
         } finally {
           if (hasProc) await run("umount", [procDir]);
         }
+        if (outcome.code !== 0 || outcome.signal !== null) throw new MergeRunError(s, outcome);
+        opts.onRunOutput?.(s, outcome.output);
         break;
       }
       case "env":

@@ -1,0 +1,96 @@
+/**
+ * Tests for the merge steps in a real chroot: a throwaway root holding only busybox-static as
+ * /bin/sh. Needs root and /bin/busybox (skipped otherwise); touches nothing outside its temp dir.
+ */
+import assert from "node:assert/strict";
+import { parseMerge } from "../core/spec.ts";
+import { applyMerge, MergeRunError } from "./rootfs.ts";
+
+const BUSYBOX = "/bin/busybox";
+const canChroot = Deno.uid() === 0 && isFile(BUSYBOX);
+
+/** Whether `path` is a regular file. */
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false; // missing: the tests that need it are skipped
+  }
+}
+
+/** Creates a root with busybox as /bin/sh and /bin/env; returns its path. */
+async function busyboxRoot(): Promise<string> {
+  const root = await Deno.makeTempDir({ prefix: "vmb-merge-test-" });
+  await Deno.mkdir(`${root}/bin`);
+  await Deno.copyFile(BUSYBOX, `${root}/bin/busybox`);
+  await Deno.chmod(`${root}/bin/busybox`, 0o755);
+  for (const applet of ["sh", "env"]) await Deno.symlink("busybox", `${root}/bin/${applet}`);
+  return root;
+}
+
+Deno.test({
+  name: "merge RUN in a chroot: continuations join, [ is shell form, exec form runs argv",
+  ignore: !canChroot,
+  fn: async () => {
+    const root = await busyboxRoot();
+    try {
+      const steps = parseMerge(
+        [
+          "RUN printf '%s' one \\",
+          "  two > /joined",
+          "RUN [ -d /bin ] && echo yes > /bracket",
+          'RUN ["/bin/sh", "-c", "echo $0 > /exec", "argv0"]',
+        ].join("\n"),
+        new Set(),
+      );
+      const seen: string[] = [];
+      await applyMerge(root, steps, { files: [], onRunOutput: (s) => seen.push(s.command) });
+      assert.equal(await Deno.readTextFile(`${root}/joined`), "onetwo");
+      assert.equal(await Deno.readTextFile(`${root}/bracket`), "yes\n");
+      assert.equal(await Deno.readTextFile(`${root}/exec`), "argv0\n");
+      assert.equal(seen.length, 3);
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "a failing merge RUN reports line, exit code and its own output, never the host env",
+  ignore: !canChroot,
+  fn: async () => {
+    const root = await busyboxRoot();
+    Deno.env.set("VMB_TEST_HOST_SECRET", "do-not-leak");
+    try {
+      // The user's report: a continued `RUN env \` printed the host's environment as the error.
+      const steps = parseMerge(
+        [
+          "ENV A=1",
+          "RUN export -p > /env",
+          "RUN env \\",
+          "  FOO=1 sh -c 'export -p; echo broke-here >&2; exit 7'",
+        ].join("\n"),
+        new Set(),
+      );
+      await assert.rejects(
+        applyMerge(root, steps, { files: [] }),
+        (e: unknown) => {
+          assert.ok(e instanceof MergeRunError, String(e));
+          assert.equal(e.step.line, 3);
+          assert.equal(e.outcome.code, 7);
+          assert.match(e.message, /^merge RUN at line 3 failed with exit code 7: env {3}FOO=1/);
+          assert.match(e.message, /broke-here/);
+          assert.match(e.message, /FOO='?1'?/, "the command's own environment is its output");
+          assert.doesNotMatch(e.message, /VMB_TEST_HOST_SECRET|do-not-leak/);
+          return true;
+        },
+      );
+      const guestEnv = await Deno.readTextFile(`${root}/env`);
+      assert.match(guestEnv, /PATH=/);
+      assert.doesNotMatch(guestEnv, /VMB_TEST_HOST_SECRET/, "the builder's env stays out");
+    } finally {
+      Deno.env.delete("VMB_TEST_HOST_SECRET");
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});
