@@ -137,6 +137,13 @@ export const AgentConfigSchema = z.strictObject({
       cpuStableZoneRatio: 0,
       cpuMixedZoneRatio: 0,
     }),
+    /**
+     * Our extension, not in the reference (agent-wide only, never in the per-VM annotation, whose
+     * wire format stays the reference's): a downscale stabilization window like Kubernetes HPA's
+     * `scaleDown.stabilizationWindowSeconds`. A decrease is limited to the highest desired
+     * resources of the last this-many seconds. 0 (the default) is exactly the reference.
+     */
+    downscaleStabilizationSeconds: z.number().min(0).max(3600).default(0),
   }).prefault({}),
   billing: z.strictObject({
     cpuMetricName: z.string().min(1).default("effective_compute_seconds"),

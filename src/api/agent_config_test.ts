@@ -1,6 +1,7 @@
 /**
  * Tests of the agent config schema: config_map defaults, unknown-field rejection with paths,
- * validation of zero values, overrides and the bounds annotation. No I/O.
+ * validation of zero values, overrides, the bounds annotation and our downscale stabilization
+ * field; reads the shipped deploy/ agent configs (read-only file I/O).
  */
 import assert from "node:assert/strict";
 import { ParseError } from "../lib/errors.ts";
@@ -150,4 +151,42 @@ Deno.test("bounds annotation decodes quantities and rejects zeros", () => {
       .success,
     false,
   );
+});
+
+Deno.test("scaling.downscaleStabilizationSeconds: our extension, agent-wide, 0 by default", () => {
+  assert.equal(defaultAgentConfig().scaling.downscaleStabilizationSeconds, 0);
+  const c = parseAgentConfig({ scaling: { downscaleStabilizationSeconds: 60 } });
+  assert.equal(c.scaling.downscaleStabilizationSeconds, 60);
+  assert.deepEqual(c.scaling.computeUnit, { vCPUs: 250, mem: GiB }, "the rest keeps its defaults");
+  for (const bad of [-1, 3601, "60", null]) {
+    assert.throws(
+      () => parseAgentConfig({ scaling: { downscaleStabilizationSeconds: bad } }),
+      (e: unknown) => {
+        assert.ok(e instanceof ParseError);
+        assert.deepEqual(e.paths, ["scaling.downscaleStabilizationSeconds"]);
+        return true;
+      },
+    );
+  }
+  // Not a per-VM knob: the default ScalingConfig rejects it and the annotation ignores it (the
+  // annotation's wire format stays the reference's).
+  assert.throws(
+    () => parseAgentConfig({ scaling: { defaultConfig: { downscaleStabilizationSeconds: 1 } } }),
+    (e: unknown) => e instanceof ParseError,
+  );
+  assert.deepEqual(ScalingConfigOverridesSchema.parse({ downscaleStabilizationSeconds: 60 }), {});
+});
+
+Deno.test("deploy/local's agent config is deploy/agent's with a 60 s downscale window", async () => {
+  const read = async (path: string): Promise<unknown> =>
+    JSON.parse(await Deno.readTextFile(new URL(`../../${path}`, import.meta.url)));
+  const base = await read("deploy/agent/config.json");
+  const local = await read("deploy/local/agent-config.json");
+  const baseCfg = parseAgentConfig(base);
+  const localCfg = parseAgentConfig(local);
+  assert.equal(baseCfg.scaling.downscaleStabilizationSeconds, 0, "the base keeps the reference");
+  assert.equal(localCfg.scaling.downscaleStabilizationSeconds, 60);
+  const withoutWindow = structuredClone(local) as { scaling: Record<string, unknown> };
+  delete withoutWindow.scaling.downscaleStabilizationSeconds;
+  assert.deepEqual(withoutWindow, base, "deploy/local/agent-config.json drifted from the base");
 });

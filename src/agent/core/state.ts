@@ -54,6 +54,8 @@ export interface CoreConfig {
   readonly systemMetricsMaxAgeMs: number;
   /** LFC metrics older than this are treated as absent. */
   readonly lfcMetricsMaxAgeMs: number;
+  /** Downscale stabilization window (our extension, 0 = the reference); see {@linkcode State}. */
+  readonly downscaleStabilizationMs: number;
 }
 
 /** Derives the core's view of the agent config. */
@@ -76,6 +78,7 @@ export function coreConfigFrom(cfg: AgentConfig): CoreConfig {
     // which stops downscaling (§3.4 step 5) until fresh metrics arrive.
     systemMetricsMaxAgeMs: s(3 * sys.secondsBetweenRequests + sys.requestTimeoutSeconds),
     lfcMetricsMaxAgeMs: s(3 * lfc.secondsBetweenRequests + lfc.requestTimeoutSeconds),
+    downscaleStabilizationMs: s(cfg.scaling.downscaleStabilizationSeconds),
   };
 }
 
@@ -175,6 +178,14 @@ export interface NeonVmState {
   readonly currentRevision: Revision;
 }
 
+/** One desired-resources result from metrics, kept for the downscale stabilization window. */
+export interface DesiredSample {
+  /** When it was computed. */
+  readonly atMs: number;
+  /** Desired resources from metrics, within the VM bounds (§3.4 steps 1, 4–6). */
+  readonly desired: Resources;
+}
+
 /** The whole per-VM state. */
 export interface State {
   /** Timings and units. */
@@ -197,6 +208,12 @@ export interface State {
   readonly targetRevision: Revision;
   /** Desired resources when the target revision was last bumped. */
   readonly lastDesired: Resources | undefined;
+  /**
+   * Desired results of the last `downscaleStabilizationMs`, oldest first, for the downscale
+   * stabilization window; empty when the window is 0. Only samples that exceed the newest one in
+   * some field are kept (a later sample at least as high outlasts them), so it stays short.
+   */
+  readonly desiredHistory: readonly DesiredSample[];
 }
 
 /** Ask the scheduler for a permit (or tell it current usage). */
@@ -293,6 +310,7 @@ export function initialState(config: CoreConfig, vm: VmInfo): State {
     lfcMetrics: undefined,
     targetRevision: vm.currentRevision ?? ZERO_REVISION,
     lastDesired: undefined,
+    desiredHistory: [],
   };
 }
 
@@ -615,7 +633,58 @@ function cuCount(x: number, unit: number): number {
 interface Desired {
   readonly desired: Resources;
   readonly goal: GoalCu;
+  readonly history: readonly DesiredSample[];
   readonly waitMs: (actions: Actions) => number | undefined;
+}
+
+/** Upper limit on kept samples; never reached in practice (see recordDesired). */
+const MAX_DESIRED_SAMPLES = 64;
+
+/**
+ * Adds the sample `desired` at `nowMs` to the stabilization history: drops samples older than the
+ * window and samples no higher in any field than the new one (the new one outlasts them).
+ */
+function recordDesired(
+  history: readonly DesiredSample[],
+  nowMs: number,
+  desired: Resources,
+  windowMs: number,
+): DesiredSample[] {
+  const kept = history.filter((e) =>
+    nowMs - e.atMs < windowMs && hasFieldGreater(e.desired, desired)
+  );
+  kept.push({ atMs: nowMs, desired });
+  // Each kept sample is higher than every later one in some field, so the list is bounded by the
+  // number of distinct CPU plus memory levels; should that ever exceed the cap, the two oldest
+  // merge into their maximum at the younger time, which only holds a downscale longer.
+  while (kept.length > MAX_DESIRED_SAMPLES) {
+    const [a, b] = [kept[0]!, kept[1]!];
+    kept.splice(0, 2, { atMs: b.atMs, desired: maxRes(a.desired, b.desired) });
+  }
+  return kept;
+}
+
+/**
+ * The downscale stabilization window (our extension, not in the reference; off when the window
+ * is 0). Why: on a slow host (QEMU under TCG) each memory unplug makes the guest kernel offline
+ * pages, which lifts the 1-minute load average over the next compute-unit boundary by the next
+ * metrics tick, so the reference algorithm flips between two sizes every few seconds; each flip
+ * costs a permit round trip, a VM patch and a memory plug/unplug. As Kubernetes HPA's
+ * `scaleDown.stabilizationWindowSeconds`: per field, a decrease below current usage goes no lower
+ * than the highest desired result of the window (and never above usage or the VM's max, so a
+ * lowered max still applies at once); increases are untouched. Returns the floor and, when it
+ * holds the result up, how long until the oldest sample leaves the window.
+ */
+function stabilizationFloor(
+  s: State,
+  history: readonly DesiredSample[],
+  nowMs: number,
+): { floor: Resources; leftMs: number } {
+  let held = history[history.length - 1]!.desired;
+  for (const e of history) held = maxRes(held, e.desired);
+  const floor = minRes(minRes(held, s.using), vmMax(s));
+  const leftMs = history[0]!.atMs + s.config.downscaleStabilizationMs - nowMs;
+  return { floor, leftMs };
 }
 
 function desiredResources(s: State, nowMs: number): Desired {
@@ -654,6 +723,24 @@ function desiredResources(s: State, nowMs: number): Desired {
   let goalRes = mulRes(cu, goalCu);
   if (!goal.hasAllMetrics) goalRes = maxRes(goalRes, s.using);
   let result = maxRes(minRes(goalRes, vmMax(s)), vmMin(s));
+
+  // The stabilization window damps what metrics want; the monitor's requested upscale and
+  // denied downscale (above and below) keep the reference's own timers.
+  const windowMs = s.config.downscaleStabilizationMs;
+  let history = s.desiredHistory;
+  let stabilizeLeftMs: number | undefined;
+  if (windowMs > 0) {
+    let fromMetrics = mulRes(cu, initialGoalCu);
+    if (!goal.hasAllMetrics) fromMetrics = maxRes(fromMetrics, s.using);
+    fromMetrics = maxRes(minRes(fromMetrics, vmMax(s)), vmMin(s));
+    history = recordDesired(history, nowMs, fromMetrics, windowMs);
+    const st = stabilizationFloor(s, history, nowMs);
+    const stabilized = maxRes(result, st.floor);
+    if (hasFieldGreater(stabilized, result)) stabilizeLeftMs = st.leftMs;
+    result = stabilized;
+  } else if (history.length > 0) {
+    history = [];
+  }
   if (ddInEffect) {
     const roundedUp = {
       vCPUs: cu.vCPUs * cuCount(dd.requested.vCPUs, cu.vCPUs),
@@ -667,9 +754,12 @@ function desiredResources(s: State, nowMs: number): Desired {
       w = ddLeft;
     }
     if (ruAffected) w = w === undefined ? ruLeft : Math.min(w, ruLeft);
+    if (stabilizeLeftMs !== undefined) {
+      w = w === undefined ? stabilizeLeftMs : Math.min(w, stabilizeLeftMs);
+    }
     return w;
   };
-  return { desired: result, goal, waitMs };
+  return { desired: result, goal, history, waitMs };
 }
 
 function withTargetRevision(s: State, desired: Resources): State {
@@ -819,7 +909,10 @@ function monitorDownscaleAction(
 /** Decides what to do next at `nowMs` (§3.5). */
 export function decide(state: State, nowMs: number): Decision {
   const d = desiredResources(state, nowMs);
-  const s = withTargetRevision(state, d.desired);
+  const recorded = d.history === state.desiredHistory
+    ? state
+    : { ...state, desiredHistory: d.history };
+  const s = withTargetRevision(recorded, d.desired);
   const plugin = pluginAction(s, nowMs, d.desired);
   const pluginRequested = s.plugin.ongoing !== undefined
     ? s.plugin.ongoing.requested

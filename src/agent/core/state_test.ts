@@ -4,7 +4,7 @@
  * test named after its cause). Pure: no I/O.
  */
 import assert from "node:assert/strict";
-import { defaultAgentConfig } from "../../api/agent_config.ts";
+import { defaultAgentConfig, parseAgentConfig } from "../../api/agent_config.ts";
 import { GiB, MiB, type Resources } from "../../api/quantity.ts";
 import { FakeClock } from "../../lib/clock.ts";
 import type { SystemMetrics } from "./metrics.ts";
@@ -99,12 +99,12 @@ class Sim {
     this.s = monitorRequestStarted(this.s, "downscale", a.monitorDownscale);
   }
   /** A runner whose VM already uses `n` CU, in a steady state (permit, monitor, metrics). */
-  static at(n: number): Sim {
+  static at(n: number, config: CoreConfig = CONFIG): Sim {
     const sim = new Sim({
       ...VM,
       cpu: { ...VM.cpu, use: 250 * n },
       mem: { ...VM.mem, use: n * GiB },
-    });
+    }, config);
     sim.steady(n);
     assert.deepEqual(sim.s.targetRevision, rev(0), "no revision bump while settling");
     return sim;
@@ -569,4 +569,240 @@ Deno.test("config annotation: enabling LFC metrics holds downscaling until LFC m
   assert.deepEqual(sim.decide(), { wait: { durationMs: 14_000 } });
   sim.s = vmUpdated(sim.s, { ...sim.s.vm, config: { enableLFCMetrics: false } });
   assert.deepEqual(sim.decide().monitorDownscale?.target, cu(2));
+});
+
+// ---------------------------------------------------------------------------------------------
+// Downscale stabilization window (our extension; 0 = the reference)
+// ---------------------------------------------------------------------------------------------
+
+// 62 s: off the 5 s metrics grid and the 15 s permit grid, so an action exactly at the end of a
+// window can only come from the core's own wake-up (its Wait action).
+const W62: CoreConfig = { ...CONFIG, downscaleStabilizationMs: 62_000 };
+
+/** What the driver saw: every NeonVM patch and monitor downscale request, with its time. */
+interface Happened {
+  readonly atMs: number;
+  readonly kind: "patch" | "monitorDown" | "pluginUp";
+  readonly target: Resources;
+  /** True when a metrics event arrived at this same instant. */
+  readonly onMetrics: boolean;
+}
+
+/**
+ * Runs the core the way io/ does until `untilMs`: metrics of `cuAt(t)` CU every 5 s from
+ * `firstMetricsMs`, every permit granted in full, every patch and monitor request succeeding at
+ * once; between events it sleeps for the core's wait (never longer), so a decision at an instant
+ * without a metrics event came from a Wait action.
+ */
+async function drive(
+  sim: Sim,
+  firstMetricsMs: number,
+  untilMs: number,
+  cuAt: (t: number) => number,
+): Promise<Happened[]> {
+  const seen: Happened[] = [];
+  let nextMetricsMs = firstMetricsMs;
+  while (sim.now <= untilMs) {
+    let onMetrics = false;
+    if (sim.now === nextMetricsMs) {
+      sim.metrics(cuAt(sim.now));
+      nextMetricsMs += 5000;
+      onMetrics = true;
+    }
+    let a = sim.decide();
+    for (
+      let i = 0;
+      i < 20 && (a.pluginRequest || a.neonvmRequest || a.monitorUpscale || a.monitorDownscale);
+      i++
+    ) {
+      if (a.pluginRequest) {
+        sim.startPlugin(a);
+        if (hasGreater(a.pluginRequest.target, sim.s.using)) {
+          seen.push({ atMs: sim.now, kind: "pluginUp", target: a.pluginRequest.target, onMetrics });
+        }
+        sim.permit(a.pluginRequest.target);
+      }
+      if (a.neonvmRequest) {
+        seen.push({ atMs: sim.now, kind: "patch", target: a.neonvmRequest.target, onMetrics });
+        sim.startNeonvm(a);
+        sim.s = neonvmRequestSucceeded(sim.s);
+      }
+      if (a.monitorUpscale) {
+        sim.startUp(a);
+        sim.s = monitorUpscaleSucceeded(sim.s, sim.s.monitor.generation, sim.now);
+      } else if (a.monitorDownscale) {
+        seen.push({
+          atMs: sim.now,
+          kind: "monitorDown",
+          target: a.monitorDownscale.target,
+          onMetrics,
+        });
+        sim.startDown(a);
+        sim.s = monitorDownscaleResult(sim.s, sim.s.monitor.generation, true, sim.now);
+      }
+      a = sim.decide();
+    }
+    const wakeMs = a.wait === undefined ? Infinity : sim.now + a.wait.durationMs;
+    const next = Math.min(wakeMs, nextMetricsMs, untilMs + 1);
+    assert.ok(next > sim.now, "the core asked to be woken at once with nothing to do");
+    await sim.advance(next - sim.now);
+  }
+  return seen;
+}
+
+const hasGreater = (a: Resources, b: Resources) => a.vCPUs > b.vCPUs || a.mem > b.mem;
+
+Deno.test("stabilization: defaults to 0, which keeps no history and downscales at once", async () => {
+  assert.equal(CONFIG.downscaleStabilizationMs, 0);
+  const cfg = parseAgentConfig({ scaling: { downscaleStabilizationSeconds: 62 } });
+  assert.deepEqual(coreConfigFrom(cfg), W62);
+  const sim = Sim.at(2);
+  const t0 = sim.now;
+  const seen = await drive(sim, t0 + 1000, t0 + 30_000, () => 1);
+  assert.deepEqual(seen.filter((h) => h.kind === "patch").map((h) => [h.atMs - t0, h.target]), [
+    [1000, cu(1)],
+  ]);
+  assert.deepEqual(sim.s.desiredHistory, []);
+});
+
+Deno.test("stabilization: a downscale is held for the window after the higher goal, then happens on the core's own wake-up", async () => {
+  const sim = Sim.at(2, W62);
+  const t0 = sim.now; // The last decision that wanted 2 CU (metrics of 2 CU at t0).
+  await sim.advance(1000);
+  sim.metrics(1);
+  // The reference would ask the monitor to downscale now; held, only the plugin tick is due.
+  assert.deepEqual(sim.decide(), { wait: { durationMs: 14_000 } });
+  assert.deepEqual(sim.s.desiredHistory, [
+    { atMs: t0, desired: cu(2) },
+    { atMs: t0 + 1000, desired: cu(1) },
+  ]);
+  const seen = await drive(sim, t0 + 6000, t0 + 90_000, () => 1);
+  const downs = seen.filter((h) => h.kind !== "pluginUp");
+  assert.deepEqual(downs.map((h) => [h.atMs - t0, h.kind, h.target, h.onMetrics]), [
+    [62_000, "monitorDown", cu(1), false],
+    [62_000, "patch", cu(1), false],
+  ]);
+  // History is pruned to the window: only the newest sample remains.
+  assert.deepEqual(sim.s.desiredHistory.map((e) => e.desired), [cu(1)]);
+});
+
+Deno.test("stabilization: a falling goal steps down one level per window, each from its own last sample", async () => {
+  const sim = Sim.at(3, W62);
+  const t0 = sim.now;
+  // Metrics every 5 s from t0+1 s: 2 CU until t0+16 s (last at t0+11 s), then 1 CU. The last
+  // decision that wanted 2 CU is the periodic permit request at t0+15 s (metrics still fresh).
+  const seen = await drive(sim, t0 + 1000, t0 + 120_000, (t) => (t - t0 < 16_000 ? 2 : 1));
+  assert.deepEqual(
+    seen.filter((h) => h.kind === "patch").map((h) => [h.atMs - t0, h.target, h.onMetrics]),
+    [
+      [62_000, cu(2), false],
+      [77_000, cu(1), false],
+    ],
+  );
+});
+
+Deno.test("stabilization: the TCG flap (1 CU, 2 CU, 1 CU, ... every 5 s) makes no patches, then settles once", async () => {
+  const flap = (t: number, t0: number) =>
+    t - t0 < 120_000 ? (Math.floor((t - t0) / 5000) % 2 === 0 ? 1 : 2) : 1;
+  const ref = Sim.at(2);
+  const r0 = ref.now;
+  const refSeen = await drive(ref, r0 + 1000, r0 + 200_000, (t) => flap(t, r0));
+  const refPatches = refSeen.filter((h) => h.kind === "patch").length;
+  // The reference flips at every tick: each 5 s a downscale or an upscale patch.
+  assert.ok(refPatches >= 20, `the reference patched only ${refPatches} times`);
+
+  const sim = Sim.at(2, W62);
+  const t0 = sim.now;
+  const seen = await drive(sim, t0 + 1000, t0 + 200_000, (t) => flap(t, t0));
+  // Last 2-CU metrics at t0+116 s, last decision on them the permit request at t0+120 s; held
+  // until t0+182 s, then one downscale.
+  assert.deepEqual(
+    seen.filter((h) => h.kind === "patch").map((h) => [h.atMs - t0, h.target]),
+    [[182_000, cu(1)]],
+  );
+});
+
+Deno.test("stabilization: an upscale is never delayed, even while a downscale is held", async () => {
+  // The same events with and without a window give the same upscale actions at the same times.
+  for (const config of [CONFIG, W62]) {
+    const sim = Sim.at(2, config);
+    const t0 = sim.now;
+    await sim.advance(1000);
+    sim.metrics(1);
+    assert.equal(sim.decide().monitorDownscale === undefined, config === W62);
+    if (config === W62) {
+      await sim.advance(4000);
+      sim.metrics(4);
+      let a = sim.decide();
+      assert.deepEqual(a, {
+        pluginRequest: {
+          lastPermit: cu(2),
+          target: cu(4),
+          metrics: { loadAvg1M: 0.9 },
+          targetRevision: rev(1, 1),
+        },
+      });
+      sim.startPlugin(a);
+      sim.permit(cu(4));
+      a = sim.decide();
+      assert.deepEqual(a, {
+        neonvmRequest: { current: cu(2), target: cu(4), targetRevision: rev(1, 1) },
+        // The next periodic permit request; no wait for the (now pointless) hold.
+        wait: { durationMs: 15_000 },
+      });
+      assert.equal(sim.now - t0, 5000);
+    }
+  }
+  // Against the reference: the upscale from a steady state is the same action set.
+  const a0 = Sim.at(1);
+  const a1 = Sim.at(1, W62);
+  for (const sim of [a0, a1]) {
+    await sim.advance(5000);
+    sim.metrics(3);
+  }
+  assert.deepEqual(a1.decide(), a0.decide());
+});
+
+Deno.test("stabilization: an upscale the scheduler refused is not held up after the goal drops", async () => {
+  const sim = Sim.at(1, W62);
+  await sim.advance(1000);
+  sim.metrics(3);
+  const a = sim.decide();
+  assert.deepEqual(a.pluginRequest?.target, cu(3));
+  sim.startPlugin(a);
+  sim.permit(cu(1));
+  await sim.advance(1000);
+  sim.metrics(1);
+  // Decreases are held only down to what the VM uses: no re-asking for 3 CU after the backoff.
+  assert.deepEqual(sim.decide(), { wait: { durationMs: 14_000 } });
+  await sim.advance(1000);
+  assert.deepEqual(sim.decide(), { wait: { durationMs: 13_000 } });
+});
+
+Deno.test("stabilization: a lowered max applies at once; a denied downscale keeps its 5 s retry", async () => {
+  const sim = Sim.at(3, W62);
+  await sim.advance(1000);
+  sim.s = vmUpdated(sim.s, {
+    ...VM,
+    cpu: { ...VM.cpu, max: 500 },
+    mem: { ...VM.mem, max: 2 * GiB },
+  });
+  assert.deepEqual(sim.decide().monitorDownscale?.target, cu(2));
+
+  // The window has passed: a downscale is asked for, refused, and retried 5 s later as in the
+  // reference (the refusal is not stretched to the window).
+  const d = Sim.at(2, W62);
+  await d.advance(63_000);
+  d.metrics(1);
+  let a = d.decide();
+  assert.deepEqual(a.monitorDownscale?.target, cu(1));
+  d.startPlugin(a); // The periodic request, overdue after 63 s.
+  d.permit(a.pluginRequest!.target);
+  d.startDown(a);
+  d.s = monitorDownscaleResult(d.s, d.s.monitor.generation, false, d.now);
+  assert.deepEqual(d.decide(), { wait: { durationMs: 5000 } });
+  await d.advance(5000);
+  d.metrics(1);
+  a = d.decide();
+  assert.deepEqual(a.monitorDownscale?.target, cu(1));
 });
