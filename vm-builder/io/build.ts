@@ -181,6 +181,7 @@ export async function buildImage(opts: BuildOptions, log: Logger): Promise<Build
       () =>
         applyMerge(rootfs, mergeSteps, {
           files,
+          imageEnv: baseRuntime.env,
           onRunOutput: (s, output) =>
             log.debug("merge RUN output", {
               line: s.line,

@@ -137,11 +137,29 @@ export interface ApplyMergeOptions {
   readonly files: readonly ContextFile[];
   /** Called with each successful RUN and its output (stdout and stderr interleaved). */
   readonly onRunOutput?: (step: RunStep, output: string) => void;
+  /** The base image's `NAME=value` environment, which RUNs see (as in a Dockerfile). */
+  readonly imageEnv?: readonly string[];
+}
+
+/**
+ * The environment of a merge RUN, as in a Dockerfile: {@linkcode MERGE_RUN_ENV}, then the base
+ * image's `Env`, then the merge's ENV steps so far (later entries win); never the builder's own.
+ */
+export function mergeRunEnv(
+  imageEnv: readonly string[],
+  mergeEnv: readonly string[],
+): Record<string, string> {
+  const env: Record<string, string> = { ...MERGE_RUN_ENV };
+  for (const entry of [...imageEnv, ...mergeEnv]) {
+    const eq = entry.indexOf("=");
+    if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
+  }
+  return env;
 }
 
 /**
  * Applies `merge` steps; returns extra `NAME=value` env entries from ENV steps. A RUN runs its argv
- * in the root via chroot with only {@linkcode MERGE_RUN_ENV} (the builder's environment used to
+ * in the root via chroot with {@linkcode mergeRunEnv} only (the builder's environment used to
  * leak into it); a failing RUN throws MergeRunError.
  */
 export async function applyMerge(
@@ -170,7 +188,7 @@ export async function applyMerge(
         let outcome: RunOutcome;
         try {
           outcome = await runCombined("chroot", [root, ...s.argv], {
-            env: MERGE_RUN_ENV,
+            env: mergeRunEnv(opts.imageEnv ?? [], env),
             clearEnv: true,
           });
         } finally {

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { parseMerge } from "../core/spec.ts";
-import { applyMerge, MergeRunError } from "./rootfs.ts";
+import { applyMerge, mergeRunEnv, MergeRunError } from "./rootfs.ts";
 
 const BUSYBOX = "/bin/busybox";
 const canChroot = Deno.uid() === 0 && isFile(BUSYBOX);
@@ -90,6 +90,40 @@ Deno.test({
       assert.doesNotMatch(guestEnv, /VMB_TEST_HOST_SECRET/, "the builder's env stays out");
     } finally {
       Deno.env.delete("VMB_TEST_HOST_SECRET");
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});
+
+Deno.test("merge RUN environment: defaults, then the image's Env, then ENV steps so far", () => {
+  const env = mergeRunEnv(["PATH=/img/bin", "LANG=C.UTF-8", "BROKEN"], ["LANG=en", "X=a=b"]);
+  assert.equal(env.PATH, "/img/bin");
+  assert.equal(env.HOME, "/root");
+  assert.equal(env.LANG, "en");
+  assert.equal(env.X, "a=b");
+  assert.equal(env.BROKEN, undefined);
+});
+
+Deno.test({
+  name: "merge RUN in a chroot sees the image's Env and earlier ENV steps, not later ones",
+  ignore: !canChroot,
+  fn: async () => {
+    const root = await busyboxRoot();
+    try {
+      const steps = parseMerge(
+        [
+          'RUN echo "$FROM_IMAGE-$PGDATA-$LATER" > /before',
+          "ENV PGDATA=/var/lib/pg",
+          'RUN echo "$FROM_IMAGE-$PGDATA-$LATER" > /after',
+          "ENV LATER=1",
+        ].join("\n"),
+        new Set(),
+      );
+      const extra = await applyMerge(root, steps, { files: [], imageEnv: ["FROM_IMAGE=img"] });
+      assert.equal(await Deno.readTextFile(`${root}/before`), "img--\n");
+      assert.equal(await Deno.readTextFile(`${root}/after`), "img-/var/lib/pg-\n");
+      assert.deepEqual(extra, ["PGDATA=/var/lib/pg", "LATER=1"]);
+    } finally {
       await Deno.remove(root, { recursive: true });
     }
   },
