@@ -180,7 +180,7 @@ async function main(): Promise<number> {
       "cpu-seconds": { type: "string", default: "150" },
       clients: { type: "string", default: "6" },
       "mem-over-mib": { type: "string", default: "300" },
-      "idle-timeout-seconds": { type: "string", default: "300" },
+      "idle-timeout-seconds": { type: "string", default: "420" },
     },
   });
   const stamp = new Date().toISOString().replaceAll(":", "").replace(/\.\d+Z$/, "Z");
