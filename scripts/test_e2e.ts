@@ -2,7 +2,7 @@
  * `deno task test:e2e`: the multi-process, real-QEMU and cluster suites under tests/, one
  * `deno test` process per file in a fixed order, ending with the whole-stack suites of tests/e2e
  * (CPU scaling with pgbench, a memory hog met by the monitor's fast path, restarts mid scale-up,
- * a nearly full node audited every second: 3–7 minutes each here without KVM); `deno task
+ * a nearly full node audited every second: 3–8 minutes each here without KVM); `deno task
  * test:stack` runs the same four and any other tests/e2e suite. tests/e2e goes last, because its
  * deployed controller would act on the other suites' objects.
  * Positionals are directories (every `*_test.ts` in them) or single test files.
