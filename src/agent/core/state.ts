@@ -720,9 +720,13 @@ function desiredResources(s: State, nowMs: number): Desired {
     }
   }
 
-  let goalRes = mulRes(cu, goalCu);
-  if (!goal.hasAllMetrics) goalRes = maxRes(goalRes, s.using);
-  let result = maxRes(minRes(goalRes, vmMax(s)), vmMin(s));
+  // §3.4 steps 4–6: compute units to resources, never down on partial metrics, VM bounds.
+  const bounded = (units: number): Resources => {
+    let res = mulRes(cu, units);
+    if (!goal.hasAllMetrics) res = maxRes(res, s.using);
+    return maxRes(minRes(res, vmMax(s)), vmMin(s));
+  };
+  let result = bounded(goalCu);
 
   // The stabilization window damps what metrics want; the monitor's requested upscale and
   // denied downscale (above and below) keep the reference's own timers.
@@ -730,16 +734,11 @@ function desiredResources(s: State, nowMs: number): Desired {
   let history = s.desiredHistory;
   let stabilizeLeftMs: number | undefined;
   if (windowMs > 0) {
-    let fromMetrics = mulRes(cu, initialGoalCu);
-    if (!goal.hasAllMetrics) fromMetrics = maxRes(fromMetrics, s.using);
-    fromMetrics = maxRes(minRes(fromMetrics, vmMax(s)), vmMin(s));
-    history = recordDesired(history, nowMs, fromMetrics, windowMs);
+    history = recordDesired(history, nowMs, bounded(initialGoalCu), windowMs);
     const st = stabilizationFloor(s, history, nowMs);
     const stabilized = maxRes(result, st.floor);
     if (hasFieldGreater(stabilized, result)) stabilizeLeftMs = st.leftMs;
     result = stabilized;
-  } else if (history.length > 0) {
-    history = [];
   }
   if (ddInEffect) {
     const roundedUp = {
@@ -749,15 +748,14 @@ function desiredResources(s: State, nowMs: number): Desired {
     result = maxRes(result, minRes(roundedUp, dd.current));
   }
   const waitMs = (actions: Actions): number | undefined => {
-    let w: number | undefined;
-    if (ddAffected && actions.monitorDownscale === undefined && s.monitor.ongoing === undefined) {
-      w = ddLeft;
-    }
-    if (ruAffected) w = w === undefined ? ruLeft : Math.min(w, ruLeft);
-    if (stabilizeLeftMs !== undefined) {
-      w = w === undefined ? stabilizeLeftMs : Math.min(w, stabilizeLeftMs);
-    }
-    return w;
+    const waits = [
+      ddAffected && actions.monitorDownscale === undefined && s.monitor.ongoing === undefined
+        ? ddLeft
+        : undefined,
+      ruAffected ? ruLeft : undefined,
+      stabilizeLeftMs,
+    ].filter((w) => w !== undefined);
+    return waits.length === 0 ? undefined : Math.min(...waits);
   };
   return { desired: result, goal, history, waitMs };
 }
