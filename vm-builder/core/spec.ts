@@ -1,6 +1,7 @@
 /**
  * The vm-builder spec file (reference §7.2): zod schema with unknown fields rejected, and the
- * parser for the `merge` section. Pure: no I/O; the caller reads the YAML text.
+ * parser for the `merge` section, with what a failed RUN reports and which environment a RUN
+ * gets. Pure: no I/O; the caller reads the YAML text.
  * @module
  */
 import { z } from "zod";
@@ -249,4 +250,26 @@ export function runFailureMessage(step: RunStep, outcome: RunOutcome): string {
     ? " (no output)"
     : `\n  last output:\n${tail.split("\n").map((l) => `  | ${l}`).join("\n")}`;
   return `merge RUN at line ${step.line} ${how}: ${cmd}${shown}`;
+}
+
+/** Environment of a merge RUN: only this, never the builder's own (PATH and HOME as in Docker). */
+const MERGE_RUN_ENV: Readonly<Record<string, string>> = {
+  PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+  HOME: "/root",
+};
+
+/**
+ * The environment of a merge RUN, as in a Dockerfile: {@linkcode MERGE_RUN_ENV}, then the base
+ * image's `Env`, then the merge's ENV steps so far (later entries win); never the builder's own.
+ */
+export function mergeRunEnv(
+  imageEnv: readonly string[],
+  mergeEnv: readonly string[],
+): Record<string, string> {
+  const env: Record<string, string> = { ...MERGE_RUN_ENV };
+  for (const entry of [...imageEnv, ...mergeEnv]) {
+    const eq = entry.indexOf("=");
+    if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
+  }
+  return env;
 }

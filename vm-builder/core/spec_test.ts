@@ -2,7 +2,13 @@
 import assert from "node:assert/strict";
 import { ParseError } from "../../src/lib/errors.ts";
 import fc from "fast-check";
-import { type MergeStep, parseBuilderSpec, parseMerge, runFailureMessage } from "./spec.ts";
+import {
+  mergeRunEnv,
+  type MergeStep,
+  parseBuilderSpec,
+  parseMerge,
+  runFailureMessage,
+} from "./spec.ts";
 
 Deno.test("a full spec parses", () => {
   const s = parseBuilderSpec({
@@ -141,4 +147,13 @@ Deno.test("a failed RUN names its line, command, exit code and output tail", () 
   );
   const long = onlyRun(`RUN echo ${"x".repeat(1000)}`);
   assert.ok(runFailureMessage(long, { code: 1, signal: null, output: "" }).length < 400);
+});
+
+Deno.test("merge RUN environment: defaults, then the image's Env, then ENV steps so far", () => {
+  const env = mergeRunEnv(["PATH=/img/bin", "LANG=C.UTF-8", "BROKEN"], ["LANG=en", "X=a=b"]);
+  assert.equal(env.PATH, "/img/bin");
+  assert.equal(env.HOME, "/root");
+  assert.equal(env.LANG, "en");
+  assert.equal(env.X, "a=b");
+  assert.equal(env.BROKEN, undefined);
 });

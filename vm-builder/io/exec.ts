@@ -5,6 +5,7 @@
  * @module
  */
 import type { Logger } from "../../src/lib/log.ts";
+import type { RunOutcome } from "../core/spec.ts";
 
 /** A required tool is not installed. */
 export class MissingToolError extends Error {
@@ -63,11 +64,16 @@ export function findTool(tool: string): string | undefined {
   return undefined;
 }
 
+/** The path of `cmd` (absolute as given, else found on PATH); throws MissingToolError. */
+function toolPath(cmd: string): string {
+  const path = cmd.startsWith("/") ? cmd : findTool(cmd);
+  if (path === undefined) throw new MissingToolError(cmd, TOOL_PACKAGES[cmd] ?? "unknown");
+  return path;
+}
+
 /** Throws MissingToolError for the first tool not installed. */
 export function requireTools(tools: readonly string[]): void {
-  for (const t of tools) {
-    if (findTool(t) === undefined) throw new MissingToolError(t, TOOL_PACKAGES[t] ?? "unknown");
-  }
+  for (const t of tools) toolPath(t);
 }
 
 /** Options for {@linkcode run}. */
@@ -86,9 +92,7 @@ export async function run(
   args: readonly string[],
   opts: RunOptions = {},
 ): Promise<string> {
-  const path = cmd.startsWith("/") ? cmd : findTool(cmd);
-  if (path === undefined) throw new MissingToolError(cmd, TOOL_PACKAGES[cmd] ?? "unknown");
-  const child = new Deno.Command(path, {
+  const child = new Deno.Command(toolPath(cmd), {
     args: [...args],
     cwd: opts.cwd,
     env: opts.env ? { ...opts.env } : undefined,
@@ -115,14 +119,6 @@ export async function run(
   return dec.decode(out.stdout);
 }
 
-/** How a {@linkcode runCombined} run ended. */
-export interface CombinedResult {
-  readonly code: number;
-  readonly signal: string | null;
-  /** stdout and stderr interleaved in the order they were written. */
-  readonly output: string;
-}
-
 /**
  * Runs a tool to completion with stderr sent into stdout (through the host's /bin/sh, so the two
  * interleave as written); returns the exit code, signal and output instead of throwing on failure.
@@ -132,11 +128,9 @@ export async function runCombined(
   cmd: string,
   args: readonly string[],
   opts: Omit<RunOptions, "stdin"> = {},
-): Promise<CombinedResult> {
-  const path = cmd.startsWith("/") ? cmd : findTool(cmd);
-  if (path === undefined) throw new MissingToolError(cmd, TOOL_PACKAGES[cmd] ?? "unknown");
+): Promise<RunOutcome> {
   const out = await new Deno.Command("/bin/sh", {
-    args: ["-c", 'exec "$@" 2>&1', "sh", path, ...args],
+    args: ["-c", 'exec "$@" 2>&1', "sh", toolPath(cmd), ...args],
     cwd: opts.cwd,
     env: opts.env ? { ...opts.env } : undefined,
     clearEnv: opts.clearEnv ?? false,

@@ -13,7 +13,13 @@ import {
   parseModulesDep,
   renderModulesDep,
 } from "../core/modules.ts";
-import { type MergeStep, runFailureMessage, type RunOutcome, type RunStep } from "../core/spec.ts";
+import {
+  mergeRunEnv,
+  type MergeStep,
+  runFailureMessage,
+  type RunOutcome,
+  type RunStep,
+} from "../core/spec.ts";
 import { run, runCombined } from "./exec.ts";
 
 /**
@@ -116,12 +122,6 @@ export interface ContextFile {
   readonly hostPath: string;
 }
 
-/** Environment of a merge RUN: only this, never the builder's own (PATH and HOME as in Docker). */
-export const MERGE_RUN_ENV: Readonly<Record<string, string>> = {
-  PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-  HOME: "/root",
-};
-
 /** A merge RUN step exited non-zero or was killed. */
 export class MergeRunError extends Error {
   /** Creates the error naming the step's line and command, its exit code and its output tail. */
@@ -142,24 +142,8 @@ export interface ApplyMergeOptions {
 }
 
 /**
- * The environment of a merge RUN, as in a Dockerfile: {@linkcode MERGE_RUN_ENV}, then the base
- * image's `Env`, then the merge's ENV steps so far (later entries win); never the builder's own.
- */
-export function mergeRunEnv(
-  imageEnv: readonly string[],
-  mergeEnv: readonly string[],
-): Record<string, string> {
-  const env: Record<string, string> = { ...MERGE_RUN_ENV };
-  for (const entry of [...imageEnv, ...mergeEnv]) {
-    const eq = entry.indexOf("=");
-    if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
-  }
-  return env;
-}
-
-/**
  * Applies `merge` steps; returns extra `NAME=value` env entries from ENV steps. A RUN runs its argv
- * in the root via chroot with {@linkcode mergeRunEnv} only (the builder's environment used to
+ * in the root via chroot with mergeRunEnv (core/spec.ts) only (the builder's environment used to
  * leak into it); a failing RUN throws MergeRunError.
  */
 export async function applyMerge(

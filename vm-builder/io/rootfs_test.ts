@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { parseMerge } from "../core/spec.ts";
-import { applyMerge, mergeRunEnv, MergeRunError } from "./rootfs.ts";
+import { applyMerge, MergeRunError } from "./rootfs.ts";
 
 const BUSYBOX = "/bin/busybox";
 const canChroot = Deno.uid() === 0 && isFile(BUSYBOX);
@@ -18,113 +18,95 @@ function isFile(path: string): boolean {
   }
 }
 
-/** Creates a root with busybox as /bin/sh and /bin/env; returns its path. */
-async function busyboxRoot(): Promise<string> {
+/** Runs `fn` with a throwaway root holding busybox as /bin/sh and /bin/env; removes it after. */
+async function withBusyboxRoot(fn: (root: string) => Promise<void>): Promise<void> {
   const root = await Deno.makeTempDir({ prefix: "vmb-merge-test-" });
-  await Deno.mkdir(`${root}/bin`);
-  await Deno.copyFile(BUSYBOX, `${root}/bin/busybox`);
-  await Deno.chmod(`${root}/bin/busybox`, 0o755);
-  for (const applet of ["sh", "env"]) await Deno.symlink("busybox", `${root}/bin/${applet}`);
-  return root;
+  try {
+    await Deno.mkdir(`${root}/bin`);
+    await Deno.copyFile(BUSYBOX, `${root}/bin/busybox`);
+    await Deno.chmod(`${root}/bin/busybox`, 0o755);
+    for (const applet of ["sh", "env"]) await Deno.symlink("busybox", `${root}/bin/${applet}`);
+    await fn(root);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+}
+
+/** `merge` steps from lines, with no spec files. */
+function merge(lines: readonly string[]) {
+  return parseMerge(lines.join("\n"), new Set());
 }
 
 Deno.test({
   name: "merge RUN in a chroot: continuations join, [ is shell form, exec form runs argv",
   ignore: !canChroot,
-  fn: async () => {
-    const root = await busyboxRoot();
-    try {
-      const steps = parseMerge(
-        [
-          "RUN printf '%s' one \\",
-          "  two > /joined",
-          "RUN [ -d /bin ] && echo yes > /bracket",
-          'RUN ["/bin/sh", "-c", "echo $0 > /exec", "argv0"]',
-        ].join("\n"),
-        new Set(),
-      );
+  fn: () =>
+    withBusyboxRoot(async (root) => {
+      const steps = merge([
+        "RUN printf '%s' one \\",
+        "  two > /joined",
+        "RUN [ -d /bin ] && echo yes > /bracket",
+        'RUN ["/bin/sh", "-c", "echo $0 > /exec", "argv0"]',
+      ]);
       const seen: string[] = [];
       await applyMerge(root, steps, { files: [], onRunOutput: (s) => seen.push(s.command) });
       assert.equal(await Deno.readTextFile(`${root}/joined`), "onetwo");
       assert.equal(await Deno.readTextFile(`${root}/bracket`), "yes\n");
       assert.equal(await Deno.readTextFile(`${root}/exec`), "argv0\n");
       assert.equal(seen.length, 3);
-    } finally {
-      await Deno.remove(root, { recursive: true });
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "a failing merge RUN reports line, exit code and its own output, never the host env",
   ignore: !canChroot,
-  fn: async () => {
-    const root = await busyboxRoot();
-    Deno.env.set("VMB_TEST_HOST_SECRET", "do-not-leak");
-    try {
-      // The user's report: a continued `RUN env \` printed the host's environment as the error.
-      const steps = parseMerge(
-        [
+  fn: () =>
+    withBusyboxRoot(async (root) => {
+      Deno.env.set("VMB_TEST_HOST_SECRET", "do-not-leak");
+      try {
+        // The user's report: a continued `RUN env \` printed the host's environment as the error.
+        const steps = merge([
           "ENV A=1",
           "RUN export -p > /env",
           "RUN env \\",
           "  FOO=1 sh -c 'export -p; echo broke-here >&2; exit 7'",
-        ].join("\n"),
-        new Set(),
-      );
-      await assert.rejects(
-        applyMerge(root, steps, { files: [] }),
-        (e: unknown) => {
-          assert.ok(e instanceof MergeRunError, String(e));
-          assert.equal(e.step.line, 3);
-          assert.equal(e.outcome.code, 7);
-          assert.match(e.message, /^merge RUN at line 3 failed with exit code 7: env {3}FOO=1/);
-          assert.match(e.message, /broke-here/);
-          assert.match(e.message, /FOO='?1'?/, "the command's own environment is its output");
-          assert.doesNotMatch(e.message, /VMB_TEST_HOST_SECRET|do-not-leak/);
-          return true;
-        },
-      );
-      const guestEnv = await Deno.readTextFile(`${root}/env`);
-      assert.match(guestEnv, /PATH=/);
-      assert.doesNotMatch(guestEnv, /VMB_TEST_HOST_SECRET/, "the builder's env stays out");
-    } finally {
-      Deno.env.delete("VMB_TEST_HOST_SECRET");
-      await Deno.remove(root, { recursive: true });
-    }
-  },
-});
-
-Deno.test("merge RUN environment: defaults, then the image's Env, then ENV steps so far", () => {
-  const env = mergeRunEnv(["PATH=/img/bin", "LANG=C.UTF-8", "BROKEN"], ["LANG=en", "X=a=b"]);
-  assert.equal(env.PATH, "/img/bin");
-  assert.equal(env.HOME, "/root");
-  assert.equal(env.LANG, "en");
-  assert.equal(env.X, "a=b");
-  assert.equal(env.BROKEN, undefined);
+        ]);
+        await assert.rejects(
+          applyMerge(root, steps, { files: [] }),
+          (e: unknown) => {
+            assert.ok(e instanceof MergeRunError, String(e));
+            assert.equal(e.step.line, 3);
+            assert.equal(e.outcome.code, 7);
+            assert.match(e.message, /^merge RUN at line 3 failed with exit code 7: env {3}FOO=1/);
+            assert.match(e.message, /broke-here/);
+            assert.match(e.message, /FOO='?1'?/, "the command's own environment is its output");
+            assert.doesNotMatch(e.message, /VMB_TEST_HOST_SECRET|do-not-leak/);
+            return true;
+          },
+        );
+        const guestEnv = await Deno.readTextFile(`${root}/env`);
+        assert.match(guestEnv, /PATH=/);
+        assert.doesNotMatch(guestEnv, /VMB_TEST_HOST_SECRET/, "the builder's env stays out");
+      } finally {
+        Deno.env.delete("VMB_TEST_HOST_SECRET");
+      }
+    }),
 });
 
 Deno.test({
   name: "merge RUN in a chroot sees the image's Env and earlier ENV steps, not later ones",
   ignore: !canChroot,
-  fn: async () => {
-    const root = await busyboxRoot();
-    try {
-      const steps = parseMerge(
-        [
-          'RUN echo "$FROM_IMAGE-$PGDATA-$LATER" > /before',
-          "ENV PGDATA=/var/lib/pg",
-          'RUN echo "$FROM_IMAGE-$PGDATA-$LATER" > /after',
-          "ENV LATER=1",
-        ].join("\n"),
-        new Set(),
-      );
+  fn: () =>
+    withBusyboxRoot(async (root) => {
+      const steps = merge([
+        'RUN echo "$FROM_IMAGE-$PGDATA-$LATER" > /before',
+        "ENV PGDATA=/var/lib/pg",
+        'RUN echo "$FROM_IMAGE-$PGDATA-$LATER" > /after',
+        "ENV LATER=1",
+      ]);
       const extra = await applyMerge(root, steps, { files: [], imageEnv: ["FROM_IMAGE=img"] });
       assert.equal(await Deno.readTextFile(`${root}/before`), "img--\n");
       assert.equal(await Deno.readTextFile(`${root}/after`), "img-/var/lib/pg-\n");
       assert.deepEqual(extra, ["PGDATA=/var/lib/pg", "LATER=1"]);
-    } finally {
-      await Deno.remove(root, { recursive: true });
-    }
-  },
+    }),
 });
