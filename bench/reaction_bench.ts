@@ -195,11 +195,6 @@ class GuestPoller {
   }
 }
 
-/** The agent pod on `node`, if any. */
-async function agentPodOn(c: DemoCluster, node: string): Promise<string | undefined> {
-  return (await agentPodsOn(c, node))[0];
-}
-
 /** Sums and counts of the agent's request-latency histograms (direction `inc`), by kind. */
 type AgentLatencies = Map<string, { sum: number; count: number }>;
 
@@ -499,7 +494,9 @@ async function run(log: Logger, flags: Flags): Promise<number> {
   guestPoll.start();
   const vmKey = `${DEMO_NAMESPACE}/${flags.vm}`;
 
-  const agentPod = watch.vm?.status?.node ? await agentPodOn(c, watch.vm.status.node) : undefined;
+  const agentPod = watch.vm?.status?.node
+    ? (await agentPodsOn(c, watch.vm.status.node))[0]
+    : undefined;
   const latBefore = await agentLatencies(c, agentPod);
   let latAfter: AgentLatencies = new Map();
   const steps: Step[] = [];
@@ -659,7 +656,7 @@ async function run(log: Logger, flags: Flags): Promise<number> {
       const times = stepTimes(kind, t0, base, baseGuest, watch.history, guestPoll.history);
       let monitorSec: number | undefined;
       if (kind === "memory" && node) {
-        const pod = await agentPodOn(c, node);
+        const pod = (await agentPodsOn(c, node))[0];
         const t = pod
           ? await agentLogTime(c, pod, vmKey, "monitor requested upscale", t0)
           : undefined;

@@ -1,7 +1,8 @@
 /**
  * The demo's workloads, run inside the load pod with `kubectl exec`: wait for Postgres, pgbench
- * initialisation and a CPU-heavy pgbench run (the memory-heavy queries are in cluster.ts). Also the background sampler
- * that records the VM and guest metrics once per interval. Must not touch other pods.
+ * initialisation and a CPU-heavy pgbench run (the memory-heavy queries are memoryPressure in
+ * cluster.ts). Also the background sampler that records the VM and guest metrics once per
+ * interval. Must not touch other pods.
  * @module
  */
 import {

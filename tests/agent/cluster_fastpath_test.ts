@@ -30,7 +30,7 @@ import {
   MONITOR_GUEST_COMMAND,
   MONITOR_GUEST_DRIVER_PORT,
 } from "../../scripts/guest/monitor_guest.ts";
-import { loadCluster } from "../../scripts/demo/cluster.ts";
+import { agentPodsOn, loadCluster } from "../../scripts/demo/cluster.ts";
 import { deployStack, waitRollouts } from "../../scripts/demo/stack.ts";
 import { buildKubeSchedulerImage, importIntoNodes } from "../../scripts/demo/images.ts";
 import { DEFAULT_CACHE_DIR } from "../../scripts/cluster/layout.ts";
@@ -103,22 +103,6 @@ async function stackReady(env: ClusterEnv): Promise<boolean> {
   return true;
 }
 
-async function agentPodOn(env: ClusterEnv, node: string): Promise<string | undefined> {
-  const out = await ok(env, [
-    "-n",
-    "kube-system",
-    "get",
-    "pods",
-    "-l",
-    "app.kubernetes.io/name=autoscaler-agent",
-    "--field-selector",
-    `spec.nodeName=${node}`,
-    "-o",
-    "jsonpath={.items[*].metadata.name}",
-  ]);
-  return out.split(/\s+/).find((x) => x !== "");
-}
-
 /** The guest clock minus the host clock, from the round trip with the least delay. */
 async function guestClockOffset(ip: string): Promise<{ offsetMs: number; errorMs: number }> {
   let best = { offsetMs: 0, errorMs: Infinity };
@@ -171,9 +155,9 @@ Deno.test({
         progress("removed the stack this test deployed");
       },
     };
+    const c = await loadCluster();
     if (!(await stackReady(env))) {
       progress("deploying the stack (deploy/local)");
-      const c = await loadCluster();
       const ctx = {
         cacheDir: DEFAULT_CACHE_DIR,
         logFile: `${c.dir}/logs/demo-images.log`,
@@ -208,7 +192,7 @@ Deno.test({
         );
       }
       if (node !== "") {
-        const pod = await agentPodOn(env, node).catch(() => undefined);
+        const pod = (await agentPodsOn(c, node).catch(() => []))[0];
         if (pod !== undefined) {
           const r = await kubectl(env, ["-n", "kube-system", "logs", pod, "--tail=60"]);
           parts.push(r.stdout.split("\n").filter((l) => l.includes(VM)).slice(-30).join("\n"));
@@ -333,7 +317,7 @@ Deno.test({
       // The order of §3.5 on one clock: the agent's log (host clock) and the monitor's log
       // (guest clock, shifted by the measured offset).
       const clockOffset = await guestClockOffset(ip);
-      const agentPod = await agentPodOn(env, node);
+      const agentPod = (await agentPodsOn(c, node))[0];
       assert.ok(agentPod !== undefined, `an autoscaler-agent pod on ${node}`);
       const agentLines = await agentLog(env, agentPod, `${ns}/${VM}`);
       const hostMs = (guestTs: string) => Date.parse(guestTs) - clockOffset.offsetMs;

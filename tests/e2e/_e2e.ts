@@ -67,7 +67,10 @@ export function stack(): Promise<DemoCluster> {
   return ready;
 }
 
-/** Runs `fn` with a fresh VM named `<prefix>-<random>`; always deletes the VM and its load pod. */
+/**
+ * Runs `fn` with a fresh VM named `<prefix>-<random>`; always deletes the VM and its load pod.
+ * Under TCG the VM's scaling config is TCG_SCALING_CONFIG with `opts.scalingConfig` on top.
+ */
 export async function withVm(
   prefix: string,
   opts: Omit<VmOptions, "name">,
@@ -76,9 +79,10 @@ export async function withVm(
   const c = await stack();
   const name = `${prefix}-${crypto.randomUUID().slice(0, 6)}`;
   try {
+    const scalingConfig = { ...(TCG ? TCG_SCALING_CONFIG : {}), ...opts.scalingConfig };
     const vm = await startVm(log, c, {
-      ...(TCG ? { scalingConfig: { ...TCG_SCALING_CONFIG } } : {}),
       ...opts,
+      ...(Object.keys(scalingConfig).length > 0 ? { scalingConfig } : {}),
       name,
       // The guest's data directory is initialised at image build time: Postgres answers about a
       // minute after the VM is created under TCG, so 6 minutes means something is wrong.

@@ -15,8 +15,7 @@ import {
 } from "../../scripts/demo/cluster.ts";
 import { DEMO_NAMESPACE } from "../../scripts/demo/manifests.ts";
 import { GiB } from "../../src/api/quantity.ts";
-import { log, settle, TCG, withVm } from "./_e2e.ts";
-import { TCG_SCALING_CONFIG } from "../../scripts/demo/manifests.ts";
+import { log, settle, withVm } from "./_e2e.ts";
 
 /** Agent log lines about `vm` since `sinceIso`, from the agent on `node`. */
 async function agentLog(
@@ -43,8 +42,9 @@ Deno.test({
       // The agent's periodic path (metrics every 5 s, scale when used > 75 % of memory) reacts
       // to the hog first under TCG, where building 700 MiB takes a minute (measured: the VM grew
       // to 3 GiB, query ok, no UpscaleRequest). A usage target of 0.95 leaves a sudden rise to
-      // the monitor, whose threshold is 85 % of its cgroup's usable memory.
-      scalingConfig: { ...(TCG ? TCG_SCALING_CONFIG : {}), memoryUsageFractionTarget: 0.95 },
+      // the monitor, whose threshold is 85 % of its cgroup's usable memory. (withVm adds the TCG
+      // tuning underneath.)
+      scalingConfig: { memoryUsageFractionTarget: 0.95 },
     }, async (c, vm) => {
       // An idle VM under TCG may not hold still (TCG_SCALING_CONFIG says why): wait 90 s at most.
       const before = await settle(c, vm.name, 30_000, 90_000);
